@@ -1,0 +1,149 @@
+package clients
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+
+	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Config configures a Server. Its zero value works.
+type Config struct {
+	// NodeID names this node in welcome frames.
+	NodeID string
+	// MaxFrame is the largest client frame accepted, in bytes; a larger one
+	// closes the connection with 1009. Default 65536.
+	MaxFrame int64
+	// QueueBytes bounds each session's outbound queue; a session whose queue
+	// would grow past it is closed with 1013. Default 1 MiB.
+	QueueBytes int
+	// RateLimit is the sustained number of frames per second a connection
+	// may send, with bursts of twice that. 0 means no limit.
+	RateLimit rate.Limit
+	// PingInterval is how often a WebSocket ping checks that the peer is
+	// alive; a ping unanswered within PingInterval drops it. Default 25s.
+	PingInterval time.Duration
+	// WriteTimeout bounds every write to a client. Default 5s.
+	WriteTimeout time.Duration
+	// Authenticate, when set, decides the identity of an upgrade request.
+	// Default: anonymous, the user name taken from ?name=.
+	Authenticate func(r *http.Request) (Identity, error)
+	// CheckOrigin, when set, vets the request's Origin before the upgrade.
+	// Default: every origin is allowed.
+	CheckOrigin func(r *http.Request) error
+	// Logger receives one line per connection and errors.
+	Logger zerolog.Logger
+}
+
+// Identity is who a connection belongs to.
+type Identity struct {
+	User string
+	// Name is an optional display name.
+	Name string
+	// Expires, when not zero, is when the connection's credentials expire.
+	Expires time.Time
+	// CanJoin, when set, reports whether the user may join a room.
+	CanJoin func(room string) bool
+}
+
+// HTTPError is an error an Authenticate or CheckOrigin function returns to
+// refuse an upgrade with a status and a protocol error code.
+type HTTPError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *HTTPError) Error() string { return e.Message }
+
+// Server accepts WebSocket connections at its ServeHTTP and serves each as a
+// Session of the hub.
+type Server struct {
+	hub *hub.Hub
+	cfg Config
+	log zerolog.Logger
+}
+
+// NewServer returns a Server for h.
+func NewServer(h *hub.Hub, cfg Config) *Server {
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = 65536
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = 1 << 20
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 25 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	if cfg.Authenticate == nil {
+		cfg.Authenticate = Anonymous
+	}
+	return &Server{hub: h, cfg: cfg, log: cfg.Logger}
+}
+
+// Anonymous identifies a request by its ?name= parameter, or a generated
+// guest name when there is none.
+func Anonymous(r *http.Request) (Identity, error) {
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		return Identity{User: "guest-" + randomHex(2)}, nil
+	}
+	if !protocol.ValidUser(name) {
+		return Identity{}, &HTTPError{http.StatusBadRequest, protocol.CodeBadRequest,
+			"name must be 1-32 characters of A-Z a-z 0-9 _ . -"}
+	}
+	return Identity{User: name}, nil
+}
+
+// ServeHTTP upgrades the request and serves the connection until it closes.
+func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if srv.cfg.CheckOrigin != nil {
+		if err := srv.cfg.CheckOrigin(r); err != nil {
+			WriteError(w, err)
+			return
+		}
+	}
+	id, err := srv.cfg.Authenticate(r)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	// Origin was vetted above, with JSON errors; the library's own check
+	// would answer in plain text.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return // Accept has written the HTTP error
+	}
+	s := newSession(srv, conn, id, r.RemoteAddr)
+	s.serve(context.WithoutCancel(r.Context()))
+}
+
+// WriteError writes err as an HTTP error with a JSON body
+// {"error":{"code":…,"message":…}}. An *HTTPError gives status and code;
+// any other error is a 500.
+func WriteError(w http.ResponseWriter, err error) {
+	e := &HTTPError{http.StatusInternalServerError, protocol.CodeInternal, "internal error"}
+	errors.As(err, &e)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

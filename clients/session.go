@@ -1,0 +1,154 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Session is one client connection. Its read loop runs on the HTTP handler's
+// goroutine and is the only caller of the hub on its behalf; a write loop
+// drains the outbound queue; a keepalive pings the peer. Send and Close are
+// safe for concurrent use and never block, so the hub may call them while
+// fanning out.
+type Session struct {
+	srv     *Server
+	conn    *websocket.Conn
+	id      string
+	ident   Identity
+	remote  string
+	log     zerolog.Logger
+	started time.Time
+
+	mu          sync.Mutex
+	queue       [][]byte // frames not yet written, oldest first
+	queued      int      // bytes in queue
+	closed      bool
+	closeCode   int
+	closeReason string
+	wake        chan struct{} // capacity 1: the write loop has work
+
+	limit limiter
+}
+
+var _ hub.Session = (*Session)(nil)
+
+func newSession(srv *Server, conn *websocket.Conn, id Identity, remote string) *Session {
+	s := &Session{
+		srv:     srv,
+		conn:    conn,
+		id:      randomHex(8),
+		ident:   id,
+		remote:  remote,
+		started: time.Now(),
+		wake:    make(chan struct{}, 1),
+		limit:   newLimiter(srv.cfg.RateLimit),
+	}
+	s.log = srv.log.With().Str("session", s.id).Str("user", id.User).Logger()
+	return s
+}
+
+// ID implements hub.Session.
+func (s *Session) ID() string { return s.id }
+
+// User implements hub.Session.
+func (s *Session) User() string { return s.ident.User }
+
+// Send implements hub.Session: it queues frame, or closes the session with
+// 1013 when the queue would exceed its byte bound.
+func (s *Session) Send(frame []byte) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if s.queued+len(frame) > s.srv.cfg.QueueBytes {
+		s.closeLocked(protocol.CloseTryAgainLater, "too slow: outbound queue overflowed")
+		s.mu.Unlock()
+		return
+	}
+	s.queue = append(s.queue, frame)
+	s.queued += len(frame)
+	s.mu.Unlock()
+	s.signal()
+}
+
+// Close implements hub.Session. The first call's code and reason win.
+func (s *Session) Close(code int, reason string) {
+	s.mu.Lock()
+	s.closeLocked(code, reason)
+	s.mu.Unlock()
+}
+
+func (s *Session) closeLocked(code int, reason string) {
+	if s.closed {
+		return
+	}
+	s.closed, s.closeCode, s.closeReason = true, code, reason
+	s.queue, s.queued = nil, 0
+	s.signal()
+}
+
+func (s *Session) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// serve runs the connection: welcome, then the loops, then cleanup. It
+// returns when the connection is closed and the session has left the hub.
+func (s *Session) serve(ctx context.Context) {
+	s.conn.SetReadLimit(s.srv.cfg.MaxFrame)
+	if err := s.srv.hub.Connect(ctx, s); err != nil {
+		code := protocol.CloseTryAgainLater
+		if errors.Is(err, hub.ErrClosing) {
+			code = protocol.CloseGoingAway
+		}
+		s.conn.Close(websocket.StatusCode(code), "server unavailable")
+		return
+	}
+	s.log.Info().Str("remote", s.remote).Msg("connected")
+	s.Send(protocol.Encode(protocol.Welcome{
+		Type: protocol.TypeWelcome, Session: s.id, User: s.ident.User, Name: s.ident.Name,
+		Node: s.srv.cfg.NodeID, Protocol: protocol.Version,
+	}))
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.writeLoop() }()
+	go func() { defer wg.Done(); s.keepalive(ctx) }()
+	err := s.readLoop(ctx)
+	s.mu.Lock()
+	byServer := s.closed
+	s.closeLocked(protocol.CloseNormal, "")
+	s.mu.Unlock()
+	cancel()
+	wg.Wait()
+	s.srv.hub.Disconnect(s)
+	s.logClose(err, byServer)
+}
+
+// logClose writes the disconnect line: the code the server sent when it
+// closed first, else the peer's (1006 when the peer vanished).
+func (s *Session) logClose(readErr error, byServer bool) {
+	s.mu.Lock()
+	code, reason := s.closeCode, s.closeReason
+	s.mu.Unlock()
+	if !byServer {
+		code, reason = int(websocket.CloseStatus(readErr)), "closed by client"
+		if code == -1 {
+			code, reason = int(websocket.StatusAbnormalClosure), "connection lost"
+		}
+	}
+	s.log.Info().Str("remote", s.remote).Dur("duration", time.Since(s.started)).
+		Int("code", code).Str("reason", reason).Msg("disconnected")
+}

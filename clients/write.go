@@ -1,0 +1,104 @@
+package clients
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// maxBatch caps how many bytes of queued frames one WebSocket message
+// carries; frames are joined with '\n'. A single larger frame is sent alone.
+const maxBatch = 64 << 10
+
+// writeLoop writes queued frames until the session is closed, then sends the
+// close frame. A write that misses its deadline drops the connection.
+func (s *Session) writeLoop() {
+	var batch bytes.Buffer
+	var frames [][]byte
+	for range s.wake {
+		var code int
+		var reason string
+		var closed bool
+		frames, code, reason, closed = s.take(frames[:0])
+		if closed {
+			s.conn.Close(websocket.StatusCode(code), reason)
+			return
+		}
+		if err := s.write(&batch, frames); err != nil {
+			s.Close(int(websocket.StatusAbnormalClosure), "write failed")
+			s.conn.CloseNow()
+			return
+		}
+		clear(frames)
+	}
+}
+
+// take moves the queued frames into frames, or reports that the session is
+// closed.
+func (s *Session) take(frames [][]byte) ([][]byte, int, string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return frames, s.closeCode, s.closeReason, true
+	}
+	frames = append(frames, s.queue...)
+	clear(s.queue)
+	s.queue, s.queued = s.queue[:0], 0
+	return frames, 0, "", false
+}
+
+// write sends frames, joining consecutive ones into messages of at most
+// maxBatch bytes. One frame alone is sent as it is, so a person reading a
+// wscat session sees one frame per line.
+func (s *Session) write(batch *bytes.Buffer, frames [][]byte) error {
+	for len(frames) > 0 {
+		batch.Reset()
+		n := 0
+		for n < len(frames) && (n == 0 || batch.Len()+1+len(frames[n]) <= maxBatch) {
+			if n > 0 {
+				batch.WriteByte('\n')
+			}
+			batch.Write(frames[n])
+			n++
+		}
+		msg := batch.Bytes()
+		if n == 1 {
+			msg = frames[0]
+		}
+		if err := s.writeMessage(msg); err != nil {
+			return err
+		}
+		frames = frames[n:]
+	}
+	return nil
+}
+
+func (s *Session) writeMessage(msg []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.WriteTimeout)
+	defer cancel()
+	return s.conn.Write(ctx, websocket.MessageText, msg)
+}
+
+// keepalive pings the peer every PingInterval and drops it when a pong does
+// not come back within the next interval.
+func (s *Session) keepalive(ctx context.Context) {
+	t := time.NewTicker(s.srv.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pingCtx, cancel := context.WithTimeout(ctx, s.srv.cfg.PingInterval)
+		err := s.conn.Ping(pingCtx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			s.Close(int(websocket.StatusGoingAway), "ping timeout")
+			s.conn.CloseNow()
+			return
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// config is everything the server reads from flags and the environment.
+type config struct {
+	Addr            string
+	NodeID          string
+	LogLevel        string
+	LogFormat       string
+	RateLimit       int
+	MaxFrame        int
+	QueueBytes      int
+	HistorySize     int
+	HistoryTTL      time.Duration
+	RedisURL        string
+	ShutdownTimeout time.Duration
+}
+
+// errUsage marks a configuration error: main exits with code 2.
+var errUsage = errors.New("usage")
+
+// envPrefix is the prefix of every environment variable; each flag --foo-bar
+// has the twin SWITCHBOARD_FOO_BAR. A flag given on the command line wins.
+const envPrefix = "SWITCHBOARD_"
+
+// parseConfig reads flags from args and their twins from getenv.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Addr, "addr", ":8080", "listen address")
+	fs.StringVar(&c.NodeID, "node-id", "", "this node's name (default: hostname + random suffix)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "", "log format: console or json (default: console on a terminal, json otherwise)")
+	fs.IntVar(&c.RateLimit, "rate-limit", 20, "client frames per second per connection, sustained (burst twice that); 0 disables")
+	fs.IntVar(&c.MaxFrame, "max-frame", 65536, "largest client frame in bytes")
+	fs.IntVar(&c.QueueBytes, "queue-bytes", 1<<20, "outbound queue bound per connection in bytes")
+	fs.IntVar(&c.HistorySize, "history-size", 100, "messages kept per room")
+	fs.DurationVar(&c.HistoryTTL, "history-ttl", 24*time.Hour, "how long a room's history lives after its last message")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:6379/0) for a cluster; empty runs single-node in memory")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
+	fs.Usage = func() { usage(fs) }
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return c, err
+	}
+	if err := c.validate(); err != nil {
+		return c, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return c, nil
+}
+
+// applyEnv sets every flag not given on the command line from its
+// environment twin, through the flag's own parser.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		v := getenv(envName(f.Name))
+		if given[f.Name] || v == "" || err != nil {
+			return
+		}
+		if e := fs.Set(f.Name, v); e != nil {
+			err = fmt.Errorf("%w: %s=%q: %v", errUsage, envName(f.Name), v, e)
+		}
+	})
+	return err
+}
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.RateLimit < 0:
+		return errors.New("rate-limit must be 0 or more")
+	case c.MaxFrame < 256:
+		return errors.New("max-frame must be at least 256")
+	case c.QueueBytes < c.MaxFrame:
+		return errors.New("queue-bytes must be at least max-frame")
+	case c.HistorySize < 1 || c.HistorySize > 100000:
+		return errors.New("history-size must be 1-100000")
+	case c.HistoryTTL < time.Second:
+		return errors.New("history-ttl must be at least 1s")
+	case c.ShutdownTimeout <= 0:
+		return errors.New("shutdown-timeout must be positive")
+	case c.LogFormat != "" && c.LogFormat != "console" && c.LogFormat != "json":
+		return errors.New("log-format must be console or json")
+	}
+	return nil
+}
+
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintf(w, "Usage: switchboard [flags]\n\nSwitchboard is a realtime WebSocket messaging server.\n")
+	fmt.Fprintf(w, "Every flag has an environment twin; a flag on the command line wins.\n\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" {
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "  --%s, $%s\n    \t%s%s\n", f.Name, envName(f.Name), f.Usage, def)
+	})
+}
+
+// isTerminal reports whether f is a character device, such as a terminal.
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

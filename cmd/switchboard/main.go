@@ -1,0 +1,161 @@
+// Command switchboard runs the Switchboard realtime messaging server.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+
+	"github.com/switchboard-chat/switchboard/clients"
+	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// run starts the server and serves until ctx is cancelled, then shuts down
+// gracefully.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = defaultNodeID()
+	}
+	log = log.With().Str("node", cfg.NodeID).Logger()
+
+	broker, presence, err := newBroker(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	h := hub.New(broker, presence, hub.Config{Logger: log})
+	if err := h.Start(ctx); err != nil {
+		broker.Close(context.Background())
+		return fmt.Errorf("start hub: %w", err)
+	}
+	ws := clients.NewServer(h, clients.Config{
+		NodeID:     cfg.NodeID,
+		MaxFrame:   int64(cfg.MaxFrame),
+		QueueBytes: cfg.QueueBytes,
+		RateLimit:  rate.Limit(cfg.RateLimit),
+		Logger:     log,
+	})
+
+	var draining atomic.Bool
+	srv := &http.Server{
+		Handler:           routes(h, ws, &draining),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		broker.Close(context.Background())
+		return fmt.Errorf("%w: listen: %v", errUsage, err)
+	}
+	log.Info().Str("addr", ln.Addr().String()).Str("broker", brokerName(cfg)).Msg("listening")
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err = <-serveErr:
+		log.Error().Err(err).Msg("serve")
+	case <-ctx.Done():
+		log.Info().Msg("shutting down")
+	}
+	draining.Store(true)
+	return shutdown(srv, h, broker, cfg.ShutdownTimeout, log)
+}
+
+// shutdown stops new connections, closes every session with 1001 and waits
+// for them, then closes the broker, all within timeout.
+func shutdown(srv *http.Server, h *hub.Hub, broker hub.Broker, timeout time.Duration, log zerolog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("http shutdown")
+	}
+	if err := h.Close(ctx, protocol.CloseGoingAway, "server shutting down"); err != nil {
+		log.Warn().Err(err).Msg("sessions did not all close in time")
+	}
+	if err := broker.Close(ctx); err != nil {
+		log.Warn().Err(err).Msg("close broker")
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// newBroker returns the in-memory broker, or the Redis one when a Redis URL
+// is configured.
+func newBroker(ctx context.Context, cfg config, log zerolog.Logger) (hub.Broker, hub.Presence, error) {
+	if cfg.RedisURL != "" {
+		return nil, nil, fmt.Errorf("%w: --redis-url is not supported yet", errUsage)
+	}
+	b := hub.NewMemoryBroker(hub.MemoryConfig{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
+	return b, hub.NewMemoryPresence(), nil
+}
+
+func brokerName(cfg config) string {
+	if cfg.RedisURL != "" {
+		return "redis"
+	}
+	return "memory"
+}
+
+func newLogger(cfg config, stderr io.Writer) (zerolog.Logger, error) {
+	level, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil || cfg.LogLevel == "" {
+		return zerolog.Logger{}, fmt.Errorf("%w: log-level must be debug, info, warn or error", errUsage)
+	}
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+			format = "console"
+		}
+	}
+	w := stderr
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
+}
+
+func defaultNodeID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "node"
+	}
+	var b [2]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s-%x", host, b)
+}

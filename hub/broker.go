@@ -1,0 +1,155 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// ErrUnavailable is returned (wrapped) by a Broker or Presence that cannot
+// reach its backing store. Clients see it as the error code "unavailable".
+var ErrUnavailable = errors.New("hub: broker unavailable")
+
+// ErrMaybeDelivered is returned (wrapped, together with ErrUnavailable) when a
+// publish timed out after it may already have taken effect: the client is told
+// so, and its retry with the same id is made safe by idempotency.
+var ErrMaybeDelivered = errors.New("hub: publish timed out and may have been delivered")
+
+// Position is a place in a room's stream: the seq of its last message and the
+// epoch, the id of this life of the room's history. When history is lost
+// (Redis restarted without persistence, keys expired) a new epoch starts and
+// seq starts again at 1.
+type Position struct {
+	Seq   uint64
+	Epoch string
+}
+
+// Publication is one message of a room as stored in history and delivered to
+// subscribers: its seq, the epoch it belongs to, and its encoded message frame.
+type Publication struct {
+	Seq   uint64
+	Epoch string
+	Frame []byte
+}
+
+// Event is an ephemeral frame for a room or a user: typing, member events,
+// direct messages, or a control command. Events have no seq and are not stored.
+type Event struct {
+	Kind EventKind
+	// Exclude names a user whose sessions must not get the frame (the typer,
+	// the joiner); empty for none.
+	Exclude string
+	// Frame is the encoded frame; empty for EventKick.
+	Frame []byte
+}
+
+// EventKind says what the hub does with an Event.
+type EventKind uint8
+
+const (
+	// EventFrame delivers Frame to the local sessions of the room or user.
+	EventFrame EventKind = iota
+	// EventKick closes every local session of the user (server API).
+	EventKick
+)
+
+// PublishRequest is what Publish stores and delivers.
+type PublishRequest struct {
+	Message protocol.MessageTemplate
+	// IdempotencyKey, when not empty, makes the publish happen at most once
+	// per key within IdempotencyTTL: a repeat returns the first publish's
+	// Publication with duplicate = true and publishes nothing.
+	IdempotencyKey string
+}
+
+// HistoryQuery selects publications of a room, always returned oldest first.
+type HistoryQuery struct {
+	// Since, when HasSince, asks for every retained publication with seq >
+	// Since (recovery); Limit and Before are then ignored.
+	HasSince bool
+	Since    uint64
+	// Before, when not 0, asks for publications with seq < Before.
+	Before uint64
+	// Limit caps the number of publications (the newest Limit below Before).
+	// 0 asks for none: only the current Position.
+	Limit int
+}
+
+// HistoryPage is the answer to History.
+type HistoryPage struct {
+	Publications []Publication
+	// Position is the room's current position (last seq and epoch). A room
+	// never published to has seq 0 and a fresh epoch.
+	Position Position
+}
+
+// Handler receives what a Broker delivers. The hub implements it. Its methods
+// never block on a client and never call back into the Broker.
+type Handler interface {
+	// HandlePublication delivers a room message. Per room, publications come
+	// in seq order without gaps or duplicates within an epoch.
+	HandlePublication(room string, p Publication)
+	// HandleRoomEvent delivers an ephemeral event to a room.
+	HandleRoomEvent(room string, e Event)
+	// HandleUserEvent delivers an ephemeral event to a user.
+	HandleUserEvent(user string, e Event)
+}
+
+// Broker moves messages between the sessions of a room or user, on this node
+// and, for a networked implementation, on every node. It also owns room
+// history, so that assigning a seq, storing the message and publishing it are
+// one atomic step. Implementations are safe for concurrent use.
+type Broker interface {
+	// Start makes the broker deliver to h. It is called once, before any other
+	// method.
+	Start(ctx context.Context, h Handler) error
+
+	// Publish assigns the room's next seq, appends the message to history and
+	// delivers it to every node subscribed to the room.
+	Publish(ctx context.Context, room string, r PublishRequest) (p Publication, duplicate bool, err error)
+	// History returns publications of a room and its current position.
+	History(ctx context.Context, room string, q HistoryQuery) (HistoryPage, error)
+	// BroadcastRoom delivers an event to every node subscribed to the room.
+	BroadcastRoom(ctx context.Context, room string, e Event) error
+	// SendUser delivers an event to every node subscribed to the user and
+	// reports whether any was. idempotencyKey works as in PublishRequest;
+	// a duplicate reports delivered = true and sends nothing.
+	SendUser(ctx context.Context, user string, e Event, idempotencyKey string) (delivered, duplicate bool, err error)
+
+	// SubscribeRoom and UnsubscribeRoom start and stop delivery of a room to
+	// this node's Handler. The hub reference-counts them: it calls
+	// SubscribeRoom when the room's first local member joins and
+	// UnsubscribeRoom when the last one leaves, never twice in a row.
+	SubscribeRoom(ctx context.Context, room string) error
+	UnsubscribeRoom(ctx context.Context, room string) error
+	// SubscribeUser and UnsubscribeUser do the same for a user's events, held
+	// while the user has a session on this node.
+	SubscribeUser(ctx context.Context, user string) error
+	UnsubscribeUser(ctx context.Context, user string) error
+
+	// Ready reports whether the broker can serve traffic now.
+	Ready(ctx context.Context) error
+	// Close stops delivery and releases resources.
+	Close(ctx context.Context) error
+}
+
+// Presence tracks which users are in which rooms across all nodes. The hub
+// calls Add when a user's first session on this node joins a room and Remove
+// when the user's last session on this node leaves it; an implementation
+// shared by several nodes keeps one entry per (room, user, node) and expires
+// the entries of a node that stops refreshing them.
+type Presence interface {
+	// Add records user in room for this node and reports whether the user
+	// was in the room on no node before.
+	Add(ctx context.Context, room, user string) (first bool, err error)
+	// Remove drops this node's entry and reports whether the user is now in
+	// the room on no node.
+	Remove(ctx context.Context, room, user string) (last bool, err error)
+	// Members returns the users in room on any node, sorted.
+	Members(ctx context.Context, room string) ([]string, error)
+}
+
+// DefaultIdempotencyTTL is how long a publish's idempotency key is kept.
+const DefaultIdempotencyTTL = 5 * time.Minute

@@ -1,0 +1,264 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Errors the hub returns for a client's request; Code maps them to protocol
+// error codes.
+var (
+	ErrNotMember    = errors.New("hub: not a member of the room")
+	ErrOffline      = errors.New("hub: user has no session")
+	ErrTooManyRooms = errors.New("hub: too many rooms")
+	ErrClosing      = errors.New("hub: shutting down")
+)
+
+// Config configures a Hub. Its zero value works.
+type Config struct {
+	// OpTimeout bounds every Broker and Presence call the hub makes on a
+	// client's behalf. Default 5s.
+	OpTimeout time.Duration
+	// JoinBuffer caps the live frames held for a session while its join is
+	// answered; a session that exceeds it is closed as too slow. Default 4096.
+	JoinBuffer int
+	// MaxRoomsPerSession caps the rooms one session may be in; 0 means 100.
+	MaxRoomsPerSession int
+	// Logger receives the hub's logs. Default: none.
+	Logger zerolog.Logger
+}
+
+// Hub routes frames between local sessions and the Broker. Its methods are
+// safe for concurrent use; the methods that take a Session must be called
+// by one goroutine per session (its read loop), between Connect and
+// Disconnect.
+type Hub struct {
+	broker   Broker
+	presence Presence
+	cfg      Config
+	log      zerolog.Logger
+
+	mu       sync.Mutex
+	rooms    map[string]*room
+	users    map[string]*userEntry
+	sessions map[Session]map[string]struct{} // session → rooms it joined
+	closing  bool
+	drained  chan struct{} // closed once closing and sessions is empty
+
+	published atomic.Uint64
+}
+
+// userEntry is a user's local sessions and its Broker subscription.
+type userEntry struct {
+	refs     int                  // sessions plus in-flight operations; guarded by Hub.mu
+	sessions map[Session]struct{} // guarded by Hub.mu
+
+	opMu       sync.Mutex // serializes SubscribeUser and UnsubscribeUser
+	subscribed bool       // guarded by opMu
+}
+
+// New returns a Hub routing through broker and presence. Call Start before
+// connecting sessions.
+func New(broker Broker, presence Presence, cfg Config) *Hub {
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 5 * time.Second
+	}
+	if cfg.JoinBuffer <= 0 {
+		cfg.JoinBuffer = 4096
+	}
+	if cfg.MaxRoomsPerSession <= 0 {
+		cfg.MaxRoomsPerSession = 100
+	}
+	return &Hub{
+		broker:   broker,
+		presence: presence,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		rooms:    make(map[string]*room),
+		users:    make(map[string]*userEntry),
+		sessions: make(map[Session]map[string]struct{}),
+		drained:  make(chan struct{}),
+	}
+}
+
+// Start makes the broker deliver to the hub.
+func (h *Hub) Start(ctx context.Context) error {
+	return h.broker.Start(ctx, delivery{h})
+}
+
+// Ready reports whether the hub can take traffic: not closing and the broker
+// reachable.
+func (h *Hub) Ready(ctx context.Context) error {
+	h.mu.Lock()
+	closing := h.closing
+	h.mu.Unlock()
+	if closing {
+		return ErrClosing
+	}
+	return h.broker.Ready(ctx)
+}
+
+// Connect registers a session and subscribes to its user's events.
+func (h *Hub) Connect(ctx context.Context, s Session) error {
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		return ErrClosing
+	}
+	h.sessions[s] = make(map[string]struct{})
+	u := h.users[s.User()]
+	if u == nil {
+		u = &userEntry{sessions: make(map[Session]struct{})}
+		h.users[s.User()] = u
+	}
+	u.refs++
+	u.sessions[s] = struct{}{}
+	h.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+	defer cancel()
+	u.opMu.Lock()
+	defer u.opMu.Unlock()
+	if u.subscribed {
+		return nil
+	}
+	if err := h.broker.SubscribeUser(ctx, s.User()); err != nil {
+		h.forget(s, u)
+		return err
+	}
+	u.subscribed = true
+	return nil
+}
+
+// Disconnect removes a session from its rooms (announcing member_left where
+// it was the user's last) and from the hub. It uses its own timeouts, since
+// the session's context is usually done by then.
+func (h *Hub) Disconnect(s Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.OpTimeout)
+	defer cancel()
+	h.mu.Lock()
+	joined := h.sessions[s]
+	rooms := make([]*room, 0, len(joined))
+	for name := range joined {
+		rooms = append(rooms, h.rooms[name])
+	}
+	h.mu.Unlock()
+	for _, r := range rooms {
+		h.exit(ctx, s, r)
+	}
+
+	h.mu.Lock()
+	u := h.users[s.User()]
+	delete(u.sessions, s)
+	h.mu.Unlock()
+	u.opMu.Lock()
+	h.mu.Lock()
+	empty := len(u.sessions) == 0
+	h.mu.Unlock()
+	if empty && u.subscribed {
+		if err := h.broker.UnsubscribeUser(ctx, s.User()); err != nil {
+			h.log.Warn().Err(err).Str("user", s.User()).Msg("unsubscribe user")
+		}
+		u.subscribed = false
+	}
+	u.opMu.Unlock()
+	h.forget(s, u)
+}
+
+// forget drops a session and its hold on its user entry.
+func (h *Hub) forget(s Session, u *userEntry) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(u.sessions, s)
+	if u.refs--; u.refs == 0 {
+		delete(h.users, s.User())
+	}
+	delete(h.sessions, s)
+	if h.closing && len(h.sessions) == 0 {
+		h.closeDrainedLocked()
+	}
+}
+
+func (h *Hub) closeDrainedLocked() {
+	select {
+	case <-h.drained:
+	default:
+		close(h.drained)
+	}
+}
+
+// Close refuses new sessions, closes every session with code and reason, and
+// waits until all of them have disconnected or ctx is done.
+func (h *Hub) Close(ctx context.Context, code int, reason string) error {
+	h.mu.Lock()
+	h.closing = true
+	sessions := make([]Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		sessions = append(sessions, s)
+	}
+	if len(h.sessions) == 0 {
+		h.closeDrainedLocked()
+	}
+	h.mu.Unlock()
+	for _, s := range sessions {
+		s.Close(code, reason)
+	}
+	select {
+	case <-h.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stats is a snapshot of this node's hub.
+type Stats struct {
+	Sessions  int    `json:"connections"`
+	Users     int    `json:"users"`
+	Rooms     int    `json:"rooms"`
+	Published uint64 `json:"messages"`
+}
+
+// Stats returns a snapshot of this node's counters.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return Stats{
+		Sessions:  len(h.sessions),
+		Users:     len(h.users),
+		Rooms:     len(h.rooms),
+		Published: h.published.Load(),
+	}
+}
+
+// Code returns the protocol error code for an error returned by the hub.
+func Code(err error) string {
+	switch {
+	case errors.Is(err, ErrNotMember):
+		return protocol.CodeNotMember
+	case errors.Is(err, ErrOffline):
+		return protocol.CodeOffline
+	case errors.Is(err, ErrTooManyRooms):
+		return protocol.CodeTooMany
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosing),
+		errors.Is(err, context.DeadlineExceeded):
+		return protocol.CodeUnavailable
+	default:
+		return protocol.CodeInternal
+	}
+}
+
+func idempotencyKey(user string, id json.RawMessage) string {
+	if id == nil {
+		return ""
+	}
+	return user + "\x00" + string(id)
+}

@@ -1,0 +1,244 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"time"
+)
+
+// MemoryConfig configures a MemoryBroker. Its zero value works.
+type MemoryConfig struct {
+	// HistorySize is how many messages each room keeps. Default 100.
+	HistorySize int
+	// HistoryTTL drops a room's history (and starts a new epoch) after this
+	// long without a publish. Default 24h.
+	HistoryTTL time.Duration
+	// IdempotencyTTL is how long idempotency keys are remembered. Default
+	// DefaultIdempotencyTTL.
+	IdempotencyTTL time.Duration
+}
+
+// MemoryBroker is the single-node Broker: publications and events are
+// delivered synchronously to the Handler, history is a ring per room.
+type MemoryBroker struct {
+	cfg  MemoryConfig
+	idem idempotency
+
+	mu        sync.Mutex
+	h         Handler
+	streams   map[string]*memStream
+	users     map[string]bool
+	published int // publishes since the last sweep of expired streams
+}
+
+var _ Broker = (*MemoryBroker)(nil)
+
+// memStream is one room's history and subscription state. mu is held while a
+// publication is delivered, so that deliveries of a room are in seq order.
+type memStream struct {
+	mu         sync.Mutex
+	subscribed bool
+	seq        uint64
+	epoch      string
+	ring       []Publication // oldest first, at most HistorySize
+	last       time.Time     // last publish
+}
+
+// NewMemoryBroker returns a MemoryBroker.
+func NewMemoryBroker(cfg MemoryConfig) *MemoryBroker {
+	if cfg.HistorySize <= 0 {
+		cfg.HistorySize = 100
+	}
+	if cfg.HistoryTTL <= 0 {
+		cfg.HistoryTTL = 24 * time.Hour
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	return &MemoryBroker{
+		cfg:     cfg,
+		idem:    idempotency{ttl: cfg.IdempotencyTTL},
+		streams: make(map[string]*memStream),
+		users:   make(map[string]bool),
+	}
+}
+
+// Start implements Broker.
+func (b *MemoryBroker) Start(ctx context.Context, h Handler) error {
+	b.mu.Lock()
+	b.h = h
+	b.mu.Unlock()
+	return nil
+}
+
+// stream returns the room's stream, creating it, or starting a new epoch when
+// its history expired.
+func (b *MemoryBroker) stream(room string) *memStream {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.streams[room]
+	if s == nil {
+		s = &memStream{epoch: NewEpoch(), last: time.Now()}
+		b.streams[room] = s
+	}
+	return s
+}
+
+// expireLocked resets a stream whose history outlived HistoryTTL. s.mu is held.
+func (b *MemoryBroker) expireLocked(s *memStream, now time.Time) {
+	if now.Sub(s.last) > b.cfg.HistoryTTL {
+		s.seq, s.epoch, s.ring = 0, NewEpoch(), nil
+	}
+}
+
+// Publish implements Broker.
+func (b *MemoryBroker) Publish(ctx context.Context, room string, r PublishRequest) (Publication, bool, error) {
+	return b.idem.do(ctx, r.IdempotencyKey, func() (Publication, bool, error) {
+		s := b.stream(room)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		now := time.Now()
+		b.expireLocked(s, now)
+		s.seq++
+		s.last = now
+		p := Publication{Seq: s.seq, Epoch: s.epoch, Frame: r.Message.Frame(s.seq)}
+		if len(s.ring) == b.cfg.HistorySize {
+			copy(s.ring, s.ring[1:])
+			s.ring = s.ring[:len(s.ring)-1]
+		}
+		s.ring = append(s.ring, p)
+		if s.subscribed {
+			b.handler().HandlePublication(room, p)
+		}
+		b.maybeSweep(now)
+		return p, true, nil
+	})
+}
+
+func (b *MemoryBroker) handler() Handler {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.h
+}
+
+// maybeSweep drops, every 1024 publishes, the streams nobody subscribes to
+// whose history expired, so that memory does not grow with every room ever
+// used.
+func (b *MemoryBroker) maybeSweep(now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.published++; b.published < 1024 {
+		return
+	}
+	b.published = 0
+	for name, s := range b.streams {
+		if s.mu.TryLock() {
+			if !s.subscribed && now.Sub(s.last) > b.cfg.HistoryTTL {
+				delete(b.streams, name)
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// History implements Broker.
+func (b *MemoryBroker) History(ctx context.Context, room string, q HistoryQuery) (HistoryPage, error) {
+	s := b.stream(room)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b.expireLocked(s, time.Now())
+	page := HistoryPage{Position: Position{Seq: s.seq, Epoch: s.epoch}}
+	switch {
+	case q.HasSince:
+		for _, p := range s.ring {
+			if p.Seq > q.Since {
+				page.Publications = append(page.Publications, p)
+			}
+		}
+	case q.Limit > 0:
+		end := len(s.ring)
+		for end > 0 && q.Before != 0 && s.ring[end-1].Seq >= q.Before {
+			end--
+		}
+		start := max(0, end-q.Limit)
+		page.Publications = append([]Publication(nil), s.ring[start:end]...)
+	}
+	return page, nil
+}
+
+// BroadcastRoom implements Broker.
+func (b *MemoryBroker) BroadcastRoom(ctx context.Context, room string, e Event) error {
+	s := b.stream(room)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.subscribed {
+		b.handler().HandleRoomEvent(room, e)
+	}
+	return nil
+}
+
+// SendUser implements Broker.
+func (b *MemoryBroker) SendUser(ctx context.Context, user string, e Event, idempotencyKey string) (bool, bool, error) {
+	delivered := false
+	_, dup, err := b.idem.do(ctx, idempotencyKey, func() (Publication, bool, error) {
+		b.mu.Lock()
+		online, h := b.users[user], b.h
+		b.mu.Unlock()
+		if online {
+			h.HandleUserEvent(user, e)
+			delivered = true
+		}
+		return Publication{}, delivered, nil
+	})
+	return delivered || dup, dup, err
+}
+
+// SubscribeRoom implements Broker.
+func (b *MemoryBroker) SubscribeRoom(ctx context.Context, room string) error {
+	b.setRoom(room, true)
+	return nil
+}
+
+// UnsubscribeRoom implements Broker.
+func (b *MemoryBroker) UnsubscribeRoom(ctx context.Context, room string) error {
+	b.setRoom(room, false)
+	return nil
+}
+
+func (b *MemoryBroker) setRoom(room string, on bool) {
+	s := b.stream(room)
+	s.mu.Lock()
+	s.subscribed = on
+	s.mu.Unlock()
+}
+
+// SubscribeUser implements Broker.
+func (b *MemoryBroker) SubscribeUser(ctx context.Context, user string) error {
+	b.mu.Lock()
+	b.users[user] = true
+	b.mu.Unlock()
+	return nil
+}
+
+// UnsubscribeUser implements Broker.
+func (b *MemoryBroker) UnsubscribeUser(ctx context.Context, user string) error {
+	b.mu.Lock()
+	delete(b.users, user)
+	b.mu.Unlock()
+	return nil
+}
+
+// Ready implements Broker: memory is always ready.
+func (b *MemoryBroker) Ready(ctx context.Context) error { return nil }
+
+// Close implements Broker.
+func (b *MemoryBroker) Close(ctx context.Context) error { return nil }
+
+// NewEpoch returns a new random epoch id.
+func NewEpoch() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,131 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Send publishes data to a room the session joined and returns the message's
+// seq. A repeat of an id the user already used recently publishes nothing and
+// returns the first seq.
+func (h *Hub) Send(ctx context.Context, s Session, room string, data json.RawMessage, id json.RawMessage) (uint64, error) {
+	if !h.member(s, room) {
+		return 0, ErrNotMember
+	}
+	return h.Publish(ctx, room, s.User(), data, idempotencyKey(s.User(), id))
+}
+
+// Publish publishes data to a room as user from, whether or not from is
+// connected (the server API uses it), and returns the message's seq.
+// idempotencyKey may be empty.
+func (h *Hub) Publish(ctx context.Context, room, from string, data json.RawMessage, idempotencyKey string) (uint64, error) {
+	msg, err := protocol.NewMessage(room, from, data, time.Now().UnixMilli())
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+	defer cancel()
+	p, dup, err := h.broker.Publish(ctx, room, PublishRequest{Message: msg, IdempotencyKey: idempotencyKey})
+	if err != nil {
+		return 0, err
+	}
+	if !dup {
+		h.published.Add(1)
+	}
+	return p.Seq, nil
+}
+
+// Typing tells the room's other users that the session's user is typing.
+func (h *Hub) Typing(ctx context.Context, s Session, room string) error {
+	if !h.member(s, room) {
+		return ErrNotMember
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+	defer cancel()
+	frame := protocol.Encode(protocol.MemberEvent{Type: protocol.TypeTyping, Room: room, User: s.User()})
+	return h.broker.BroadcastRoom(ctx, room, Event{Frame: frame, Exclude: s.User()})
+}
+
+// DM sends data to every session of user to, and a copy to every session of
+// the sender (so the sender's other tabs see it too). It returns ErrOffline
+// when to has no session anywhere. A repeat of an id the sender already used
+// recently sends nothing.
+func (h *Hub) DM(ctx context.Context, s Session, to string, data json.RawMessage, id json.RawMessage) error {
+	return h.DirectMessage(ctx, s.User(), to, data, idempotencyKey(s.User(), id), true)
+}
+
+// DirectMessage sends data from user from to every session of user to,
+// copying it to from's sessions when echo is set.
+func (h *Hub) DirectMessage(ctx context.Context, from, to string, data json.RawMessage, idempotencyKey string, echo bool) error {
+	frame, err := json.Marshal(protocol.DM{Type: protocol.TypeDM, From: from, To: to, Data: data, TS: time.Now().UnixMilli()})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+	defer cancel()
+	delivered, dup, err := h.broker.SendUser(ctx, to, Event{Frame: frame}, idempotencyKey)
+	switch {
+	case err != nil:
+		return err
+	case !delivered:
+		return ErrOffline
+	case dup || !echo || from == to:
+		return nil
+	}
+	if _, _, err := h.broker.SendUser(ctx, from, Event{Frame: frame}, ""); err != nil {
+		h.log.Warn().Err(err).Str("user", from).Msg("echo dm to sender")
+	}
+	return nil
+}
+
+// Kick closes every session of user on every node and reports whether it had
+// any.
+func (h *Hub) Kick(ctx context.Context, user string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+	defer cancel()
+	delivered, _, err := h.broker.SendUser(ctx, user, Event{Kind: EventKick}, "")
+	return delivered, err
+}
+
+// Members returns the users in a room on any node.
+func (h *Hub) Members(ctx context.Context, room string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+	defer cancel()
+	return h.presence.Members(ctx, room)
+}
+
+// History returns up to limit messages of a room with seq below before (0:
+// the newest), oldest first, and the room's position.
+func (h *Hub) History(ctx context.Context, room string, before uint64, limit int) (HistoryPage, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+	defer cancel()
+	return h.broker.History(ctx, room, HistoryQuery{Before: before, Limit: limit})
+}
+
+// delivery is the hub's Handler, kept off the Hub's own method set.
+type delivery struct{ h *Hub }
+
+func (d delivery) HandlePublication(room string, p Publication) { d.h.deliver(room, p) }
+func (d delivery) HandleRoomEvent(room string, e Event)         { d.h.deliverEvent(room, e) }
+func (d delivery) HandleUserEvent(user string, e Event)         { d.h.deliverUser(user, e) }
+
+// deliverUser hands an event to the user's local sessions.
+func (h *Hub) deliverUser(user string, e Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	u := h.users[user]
+	if u == nil {
+		return
+	}
+	for s := range u.sessions {
+		switch e.Kind {
+		case EventKick:
+			s.Close(protocol.CloseKicked, "disconnected by the server")
+		default:
+			s.Send(e.Frame)
+		}
+	}
+}

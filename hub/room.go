@@ -1,0 +1,190 @@
+package hub
+
+import (
+	"context"
+	"sync"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// room is the local state of one room: the sessions in it on this node.
+type room struct {
+	name string
+	refs int // holders: members and joins in flight; guarded by Hub.mu
+
+	// opMu serializes membership changes, which do I/O: subscribing the
+	// node to the room and adding or removing presence entries, so that two
+	// sessions of one user joining and leaving at once cannot reorder them.
+	opMu  sync.Mutex
+	local int            // sessions in the room; guarded by opMu
+	users map[string]int // sessions per user; guarded by opMu
+
+	// mu guards members and is held while a frame is fanned out, so that a
+	// session sees the room's frames in delivery order.
+	mu      sync.Mutex
+	members map[Session]*member
+}
+
+// member is one session in a room. While joining, frames delivered to the
+// room are held back until the joined answer (and any recovered messages)
+// have been queued.
+type member struct {
+	joining bool
+	held    []heldFrame
+}
+
+// heldFrame is a frame delivered while its member was joining. seq is 0 for
+// events.
+type heldFrame struct {
+	seq     uint64
+	epoch   string
+	exclude string
+	frame   []byte
+}
+
+// acquire returns the room, creating it, and takes a hold on it.
+func (h *Hub) acquire(name string) *room {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[name]
+	if r == nil {
+		r = &room{name: name, users: make(map[string]int), members: make(map[Session]*member)}
+		h.rooms[name] = r
+	}
+	r.refs++
+	return r
+}
+
+// release drops a hold on the room, forgetting it when none is left.
+func (h *Hub) release(r *room) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r.refs--; r.refs == 0 {
+		delete(h.rooms, r.name)
+	}
+}
+
+// lookup returns the room if some local session is in it.
+func (h *Hub) lookup(name string) *room {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rooms[name]
+}
+
+// member reports whether s joined the room.
+func (h *Hub) member(s Session, name string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.sessions[s][name]
+	return ok
+}
+
+// enter adds s to r as a joining member, subscribing the node to the room
+// and adding the user's presence as needed. It reports whether the user was
+// in the room on no node before.
+func (h *Hub) enter(ctx context.Context, s Session, r *room) (first bool, err error) {
+	r.opMu.Lock()
+	defer r.opMu.Unlock()
+	if r.local == 0 {
+		if err := h.broker.SubscribeRoom(ctx, r.name); err != nil {
+			return false, err
+		}
+	}
+	if r.users[s.User()] == 0 {
+		first, err = h.presence.Add(ctx, r.name, s.User())
+		if err != nil {
+			if r.local == 0 {
+				h.unsubscribe(ctx, r)
+			}
+			return false, err
+		}
+	}
+	r.local++
+	r.users[s.User()]++
+	r.mu.Lock()
+	r.members[s] = &member{joining: true}
+	r.mu.Unlock()
+	return first, nil
+}
+
+// exit removes s from r, announcing member_left when the user is now in the
+// room on no node, and releases the session's hold on r.
+func (h *Hub) exit(ctx context.Context, s Session, r *room) {
+	r.mu.Lock()
+	delete(r.members, s)
+	r.mu.Unlock()
+	h.mu.Lock()
+	delete(h.sessions[s], r.name)
+	h.mu.Unlock()
+
+	r.opMu.Lock()
+	user := s.User()
+	if r.users[user]--; r.users[user] == 0 {
+		delete(r.users, user)
+		last, err := h.presence.Remove(ctx, r.name, user)
+		if err != nil {
+			h.log.Warn().Err(err).Str("room", r.name).Str("user", user).Msg("remove presence")
+		} else if last {
+			h.announce(ctx, r.name, protocol.TypeMemberLeft, user)
+		}
+	}
+	if r.local--; r.local == 0 {
+		h.unsubscribe(ctx, r)
+	}
+	r.opMu.Unlock()
+	h.release(r)
+}
+
+func (h *Hub) unsubscribe(ctx context.Context, r *room) {
+	if err := h.broker.UnsubscribeRoom(ctx, r.name); err != nil {
+		h.log.Warn().Err(err).Str("room", r.name).Msg("unsubscribe room")
+	}
+}
+
+// deliver fans a publication out to the room's local members.
+func (h *Hub) deliver(name string, p Publication) {
+	r := h.lookup(name)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s, m := range r.members {
+		if m.joining {
+			h.hold(s, m, heldFrame{seq: p.Seq, epoch: p.Epoch, frame: p.Frame})
+			continue
+		}
+		s.Send(p.Frame)
+	}
+}
+
+// deliverEvent fans an event out to the room's local members but those of
+// e.Exclude.
+func (h *Hub) deliverEvent(name string, e Event) {
+	r := h.lookup(name)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s, m := range r.members {
+		if e.Exclude != "" && s.User() == e.Exclude {
+			continue
+		}
+		if m.joining {
+			h.hold(s, m, heldFrame{frame: e.Frame})
+			continue
+		}
+		s.Send(e.Frame)
+	}
+}
+
+// hold keeps a frame for a joining member, closing a session that falls
+// too far behind. r.mu is held.
+func (h *Hub) hold(s Session, m *member, f heldFrame) {
+	if len(m.held) >= h.cfg.JoinBuffer {
+		s.Close(protocol.CloseTryAgainLater, "too slow: join backlog overflowed")
+		return
+	}
+	m.held = append(m.held, f)
+}

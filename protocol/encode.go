@@ -1,0 +1,191 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
+
+// Every server frame is one line of compact JSON: encoding/json never emits a
+// raw newline, and message data is compacted, so a batch of frames can be
+// joined with '\n'.
+
+// Welcome is the first frame of every connection.
+type Welcome struct {
+	Type     string `json:"type"`
+	Session  string `json:"session"`
+	User     string `json:"user"`
+	Name     string `json:"name,omitempty"`
+	Node     string `json:"node"`
+	Protocol int    `json:"protocol"`
+}
+
+// Joined answers a join.
+type Joined struct {
+	Type    string          `json:"type"`
+	ID      json.RawMessage `json:"id,omitempty"`
+	Room    string          `json:"room"`
+	Members []string        `json:"members"`
+	Seq     uint64          `json:"seq"`
+	Epoch   string          `json:"epoch"`
+	// Recovered is set only when the join asked for recovery with since.
+	Recovered *bool `json:"recovered,omitempty"`
+}
+
+// Left answers a leave.
+type Left struct {
+	Type string          `json:"type"`
+	ID   json.RawMessage `json:"id,omitempty"`
+	Room string          `json:"room"`
+}
+
+// Ack confirms a send (with its seq) or a dm (without).
+type Ack struct {
+	Type string          `json:"type"`
+	ID   json.RawMessage `json:"id,omitempty"`
+	Seq  uint64          `json:"seq,omitempty"`
+}
+
+// Presence answers a presence request.
+type Presence struct {
+	Type    string          `json:"type"`
+	ID      json.RawMessage `json:"id,omitempty"`
+	Room    string          `json:"room"`
+	Members []string        `json:"members"`
+}
+
+// History answers a history request; Messages are message frames, oldest first.
+type History struct {
+	Type     string            `json:"type"`
+	ID       json.RawMessage   `json:"id,omitempty"`
+	Room     string            `json:"room"`
+	Epoch    string            `json:"epoch"`
+	Messages []json.RawMessage `json:"messages"`
+}
+
+// Pong answers a ping.
+type Pong struct {
+	Type string          `json:"type"`
+	ID   json.RawMessage `json:"id,omitempty"`
+}
+
+// ErrorFrame reports a failed request; the connection stays open.
+type ErrorFrame struct {
+	Type    string          `json:"type"`
+	ID      json.RawMessage `json:"id,omitempty"`
+	Code    string          `json:"code"`
+	Message string          `json:"message"`
+}
+
+// MemberEvent is member_joined or member_left, and typing.
+type MemberEvent struct {
+	Type string `json:"type"`
+	Room string `json:"room"`
+	User string `json:"user"`
+}
+
+// DM is a direct message as delivered to the sessions of its sender and
+// recipient.
+type DM struct {
+	Type string          `json:"type"`
+	From string          `json:"from"`
+	To   string          `json:"to"`
+	Data json.RawMessage `json:"data"`
+	TS   int64           `json:"ts"`
+}
+
+// Refreshed answers a refresh with the new expiry (unix seconds).
+type Refreshed struct {
+	Type string          `json:"type"`
+	ID   json.RawMessage `json:"id,omitempty"`
+	Exp  int64           `json:"exp"`
+}
+
+// Encode returns the JSON encoding of a server frame, one of the types above
+// or a pointer to one. Nil Members and Messages encode as [] rather than null,
+// so clients can iterate them unchecked. The types cannot fail to encode; a
+// failure is a bug and panics.
+func Encode(v any) []byte {
+	b, err := json.Marshal(withLists(v))
+	if err != nil {
+		panic("protocol: encode " + err.Error())
+	}
+	return b
+}
+
+// withLists returns v, as a value, with its nil lists replaced by empty ones.
+func withLists(v any) any {
+	switch f := v.(type) {
+	case *Joined:
+		return withLists(*f)
+	case *Presence:
+		return withLists(*f)
+	case *History:
+		return withLists(*f)
+	case Joined:
+		f.Members = orEmpty(f.Members)
+		return f
+	case Presence:
+		f.Members = orEmpty(f.Members)
+		return f
+	case History:
+		f.Messages = orEmpty(f.Messages)
+		return f
+	}
+	return v
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// EncodeError returns an error frame echoing id.
+func EncodeError(id json.RawMessage, e *Error) []byte {
+	return Encode(ErrorFrame{Type: TypeError, ID: id, Code: e.Code, Message: e.Message})
+}
+
+// MessageTemplate is a message frame whose seq is not yet known: the broker
+// that assigns the seq builds the frame as Prefix + decimal seq + Suffix, so the
+// frame is encoded once, even when the seq is assigned inside Redis.
+type MessageTemplate struct {
+	Prefix []byte // {"type":"message","room":"…","seq":
+	Suffix []byte // ,"from":"…","data":…,"ts":…}
+}
+
+// NewMessage returns the template of a message frame. data must be valid
+// JSON; it is compacted so that the frame is one line.
+func NewMessage(room, from string, data json.RawMessage, ts int64) (MessageTemplate, error) {
+	var t MessageTemplate
+	t.Prefix = append(t.Prefix, `{"type":"message","room":`...)
+	t.Prefix = appendString(t.Prefix, room)
+	t.Prefix = append(t.Prefix, `,"seq":`...)
+
+	var s bytes.Buffer
+	s.WriteString(`,"from":`)
+	s.Write(appendString(nil, from))
+	s.WriteString(`,"data":`)
+	if err := json.Compact(&s, data); err != nil {
+		return MessageTemplate{}, err
+	}
+	s.WriteString(`,"ts":`)
+	s.Write(strconv.AppendInt(nil, ts, 10))
+	s.WriteByte('}')
+	t.Suffix = s.Bytes()
+	return t, nil
+}
+
+// Frame returns the message frame with the given seq.
+func (t MessageTemplate) Frame(seq uint64) []byte {
+	b := make([]byte, 0, len(t.Prefix)+20+len(t.Suffix))
+	b = append(b, t.Prefix...)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, t.Suffix...)
+}
+
+func appendString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always encodes
+	return append(b, q...)
+}

@@ -1,0 +1,62 @@
+package protocol
+
+import "encoding/json"
+
+// Version is the protocol version announced in the welcome frame.
+const Version = 1
+
+// Frame types. Client frames are join, leave, send, typing, dm, presence,
+// history, ping and refresh; the server sends the others, and echoes typing,
+// dm, presence and history under the same names.
+const (
+	TypeWelcome      = "welcome"
+	TypeJoin         = "join"
+	TypeJoined       = "joined"
+	TypeLeave        = "leave"
+	TypeLeft         = "left"
+	TypeSend         = "send"
+	TypeMessage      = "message"
+	TypeAck          = "ack"
+	TypeTyping       = "typing"
+	TypeDM           = "dm"
+	TypePresence     = "presence"
+	TypeHistory      = "history"
+	TypePing         = "ping"
+	TypePong         = "pong"
+	TypeError        = "error"
+	TypeMemberJoined = "member_joined"
+	TypeMemberLeft   = "member_left"
+	TypeRefresh      = "refresh"
+	TypeRefreshed    = "refreshed"
+)
+
+// History paging bounds.
+const (
+	DefaultHistoryLimit = 50
+	MaxHistoryLimit     = 100
+)
+
+// Request is one decoded and validated client frame. Only the fields its Type
+// uses are set.
+type Request struct {
+	Type string
+	// ID is the client's correlation id as raw JSON (a string or a number),
+	// echoed in the direct reply; nil when the frame had none.
+	ID json.RawMessage
+	// Room is the room of join, leave, send, typing, presence and history.
+	Room string
+	// To is the recipient of a dm.
+	To string
+	// Data is the payload of send and dm: any JSON value but null.
+	Data json.RawMessage
+	// Limit is the page size of history, 1–100; 50 when the client gave none.
+	Limit int
+	// Before asks history for messages with seq below it; 0 means newest.
+	Before uint64
+	// HasSince reports whether a join asked for recovery from Since in Epoch.
+	HasSince bool
+	Since    uint64
+	Epoch    string
+	// Token is the new credential of a refresh.
+	Token string
+}
