@@ -37,10 +37,10 @@ func newLimiter(r rate.Limit) limiter {
 type verdict int
 
 const (
-	admit      verdict = iota // handle the frame
-	drop                      // ignore it silently
-	dropAndTell               // ignore it and send rate_limited
-	disconnect                // close the connection with 1008
+	admit       verdict = iota // handle the frame
+	drop                       // ignore it silently
+	dropAndTell                // ignore it and send rate_limited
+	disconnect                 // close the connection with 1008
 )
 
 // check decides about a frame arriving at now.
