@@ -8,9 +8,14 @@ import (
 	"github.com/coder/websocket"
 )
 
-// maxBatch caps how many bytes of queued frames one WebSocket message
-// carries; frames are joined with '\n'. A single larger frame is sent alone.
-const maxBatch = 64 << 10
+// Batching: when more than batchAfter frames are waiting, they are joined
+// with '\n' into messages of at most maxBatch bytes (a single larger frame is
+// sent alone). A few frames are sent one per message, so a person reading a
+// wscat session sees one frame per line; batching is for clients under load.
+const (
+	batchAfter = 4
+	maxBatch   = 64 << 10
+)
 
 // writeLoop writes queued frames until the session is closed, then sends the
 // close frame. A write that misses its deadline drops the connection.
@@ -49,10 +54,16 @@ func (s *Session) take(frames [][]byte) ([][]byte, int, string, bool) {
 	return frames, 0, "", false
 }
 
-// write sends frames, joining consecutive ones into messages of at most
-// maxBatch bytes. One frame alone is sent as it is, so a person reading a
-// wscat session sees one frame per line.
+// write sends frames, batching them when there are many.
 func (s *Session) write(batch *bytes.Buffer, frames [][]byte) error {
+	if len(frames) <= batchAfter {
+		for _, f := range frames {
+			if err := s.writeMessage(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for len(frames) > 0 {
 		batch.Reset()
 		n := 0

@@ -1,0 +1,18 @@
+# Convenience targets; scripts/test.sh is the real test command.
+.PHONY: run test build bench fuzz cluster
+
+run:
+	go run ./cmd/switchboard
+
+build:
+	go build -o switchboard ./cmd/switchboard
+
+test:
+	scripts/test.sh
+
+bench:
+	go test -run '^$$' -bench . -benchmem ./hub/ ./protocol/
+
+fuzz:
+	go test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./protocol/
+	go test -run '^$$' -fuzz FuzzNewMessage -fuzztime 30s ./protocol/
