@@ -23,6 +23,13 @@ type config struct {
 	HistoryTTL      time.Duration
 	RedisURL        string
 	ShutdownTimeout time.Duration
+
+	JWTSecret         string
+	APIKey            string
+	AllowedOrigins    []string
+	MaxConnections    int
+	MaxConnectionsIP  int
+	MaxRoomsPerClient int
 }
 
 // errUsage marks a configuration error: main exits with code 2.
@@ -48,6 +55,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 24*time.Hour, "how long a room's history lives after its last message")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:6379/0) for a cluster; empty runs single-node in memory")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret (at least 32 bytes); when set, every connection needs a JWT")
+	fs.StringVar(&c.APIKey, "api-key", "", "key of the server HTTP API under /api (Authorization: Bearer KEY); empty disables the API")
+	fs.Func("allowed-origins", "comma-separated browser origins allowed to connect, as host globs (*.example.com); the server's own host and localhost are always allowed", func(v string) error {
+		c.AllowedOrigins = splitList(v)
+		return nil
+	})
+	fs.IntVar(&c.MaxConnections, "max-connections", 10000, "most WebSocket connections this node accepts; 0 means no limit")
+	fs.IntVar(&c.MaxConnectionsIP, "max-connections-per-ip", 100, "most WebSocket connections from one IP address; 0 means no limit")
+	fs.IntVar(&c.MaxRoomsPerClient, "max-rooms", 100, "most rooms one connection may join")
 	fs.Usage = func() { usage(fs) }
 
 	if err := fs.Parse(args); err != nil {
@@ -106,8 +122,25 @@ func (c *config) validate() error {
 		return errors.New("shutdown-timeout must be positive")
 	case c.LogFormat != "" && c.LogFormat != "console" && c.LogFormat != "json":
 		return errors.New("log-format must be console or json")
+	case c.JWTSecret != "" && len(c.JWTSecret) < minSecretLen:
+		return fmt.Errorf("jwt-secret must be at least %d bytes", minSecretLen)
+	case c.MaxConnections < 0 || c.MaxConnectionsIP < 0:
+		return errors.New("max-connections and max-connections-per-ip must be 0 or more")
+	case c.MaxRoomsPerClient < 1:
+		return errors.New("max-rooms must be at least 1")
 	}
 	return nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func usage(fs *flag.FlagSet) {

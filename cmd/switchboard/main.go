@@ -42,6 +42,9 @@ func main() {
 // run starts the server and serves until ctx is cancelled, then shuts down
 // gracefully.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "token" {
+		return runToken(args[1:], getenv, stdout, stderr)
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -59,22 +62,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	h := hub.New(broker, presence, hub.Config{Logger: log})
+	h := hub.New(broker, presence, hub.Config{Logger: log, MaxRoomsPerSession: cfg.MaxRoomsPerClient})
 	if err := h.Start(ctx); err != nil {
 		broker.Close(context.Background())
 		return fmt.Errorf("start hub: %w", err)
 	}
-	ws := clients.NewServer(h, clients.Config{
-		NodeID:     cfg.NodeID,
-		MaxFrame:   int64(cfg.MaxFrame),
-		QueueBytes: cfg.QueueBytes,
-		RateLimit:  rate.Limit(cfg.RateLimit),
-		Logger:     log,
-	})
+	wsCfg := clients.Config{
+		NodeID:      cfg.NodeID,
+		MaxFrame:    int64(cfg.MaxFrame),
+		QueueBytes:  cfg.QueueBytes,
+		RateLimit:   rate.Limit(cfg.RateLimit),
+		CheckOrigin: originChecker(cfg.AllowedOrigins),
+		Logger:      log,
+	}
+	if cfg.JWTSecret != "" {
+		auth := tokenAuth{secret: []byte(cfg.JWTSecret)}
+		wsCfg.Authenticate = auth.identify
+	} else {
+		log.Warn().Msg("auth is off: anyone can connect under any ?name= (set SWITCHBOARD_JWT_SECRET to require tokens)")
+	}
+	ws := clients.NewServer(h, wsCfg)
+	if cfg.APIKey == "" {
+		log.Info().Msg("server API disabled (set SWITCHBOARD_API_KEY to enable /api)")
+	}
 
 	var draining atomic.Bool
 	srv := &http.Server{
-		Handler:           routes(h, ws, &draining),
+		Handler:           routes(h, ws, &draining, cfg, log),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -7,18 +7,38 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/switchboard-chat/switchboard/clients"
 	"github.com/switchboard-chat/switchboard/hub"
 	"github.com/switchboard-chat/switchboard/web"
 )
 
-// routes returns every HTTP route of the server.
-func routes(h *hub.Hub, ws *clients.Server, draining *atomic.Bool) http.Handler {
+// routes returns every HTTP route of the server. The server API under /api
+// exists only when an API key is configured.
+func routes(h *hub.Hub, ws *clients.Server, draining *atomic.Bool, cfg config, log zerolog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", ws)
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(h, draining))
-	mux.Handle("GET /", web.Handler())
+	mux.Handle("/", getOnly(web.Handler()))
+
+	api := http.NewServeMux()
+	limit := int64(cfg.MaxFrame)
+	api.Handle("POST /api/rooms/{room}/messages", handlePublish(h, limit, log))
+	api.Handle("GET /api/rooms/{room}/messages", handleRoomHistory(h, log))
+	api.Handle("GET /api/rooms/{room}/presence", handleRoomPresence(h, log))
+	api.Handle("POST /api/users/{user}/messages", handleUserMessage(h, limit, log))
+	api.Handle("DELETE /api/users/{user}/sessions", handleKick(h, log))
+	api.Handle("GET /api/stats", handleStats(h, cfg.NodeID, log))
+	api.Handle("/api/", handleNotFound())
+	if cfg.APIKey != "" {
+		mux.Handle("/api/", requireKey(cfg.APIKey, api))
+	} else {
+		mux.Handle("/api/", apiHandler(func(w http.ResponseWriter, r *http.Request) error {
+			return apiError(http.StatusNotFound, "not_found", "the server API is disabled: set SWITCHBOARD_API_KEY")
+		}))
+	}
 	return mux
 }
 
@@ -44,6 +64,18 @@ func handleReadyz(h *hub.Hub, draining *atomic.Bool) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// getOnly answers methods other than GET and HEAD with 405.
+func getOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]any{"error": map[string]string{"code": "bad_request", "message": "method not allowed"}})
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/rs/zerolog"
+
+	"github.com/switchboard-chat/switchboard/clients"
+	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// apiError builds the JSON error every /api failure answers with.
+func apiError(status int, code, msg string) error {
+	return &clients.HTTPError{Status: status, Code: code, Message: msg}
+}
+
+// requireKey wraps the server API: without the right Bearer key, 401.
+func requireKey(key string, next http.Handler) http.Handler {
+	k := []byte(key)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !keyMatches(r, k) {
+			clients.WriteError(w, apiError(http.StatusUnauthorized, protocol.CodeUnauthorized,
+				"the server API needs Authorization: Bearer <SWITCHBOARD_API_KEY>"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// apiMessage is the body of the publish and DM endpoints.
+type apiMessage struct {
+	Data json.RawMessage `json:"data"`
+	// From is the sender's user name; "system" when empty.
+	From string `json:"from"`
+	// ID, when set, makes the request idempotent: a repeat within 5 minutes
+	// publishes nothing and answers like the first.
+	ID string `json:"id"`
+}
+
+// decodeAPIMessage parses and validates an apiMessage body.
+func decodeAPIMessage(body []byte) (apiMessage, error) {
+	var m apiMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return m, apiError(http.StatusBadRequest, protocol.CodeBadJSON, "body must be a JSON object {\"data\":…,\"from\":…,\"id\":…}: "+err.Error())
+	}
+	if dec.More() {
+		return m, apiError(http.StatusBadRequest, protocol.CodeBadJSON, "body must hold one JSON object")
+	}
+	if m.Data == nil || string(m.Data) == "null" {
+		return m, apiError(http.StatusBadRequest, protocol.CodeBadRequest, "data is required (any JSON value but null)")
+	}
+	if m.From == "" {
+		m.From = "system"
+	}
+	if !protocol.ValidUser(m.From) {
+		return m, apiError(http.StatusBadRequest, protocol.CodeBadRequest, "from must be a user name: 1-32 of A-Z a-z 0-9 _ . -")
+	}
+	if len(m.ID) > protocol.MaxIDLen {
+		return m, apiError(http.StatusBadRequest, protocol.CodeBadRequest, "id must be at most 64 characters")
+	}
+	return m, nil
+}
+
+// readMessage reads a request body of at most limit bytes as an apiMessage.
+func readMessage(w http.ResponseWriter, r *http.Request, limit int64) (apiMessage, error) {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return apiMessage{}, apiError(http.StatusRequestEntityTooLarge, protocol.CodeBadRequest,
+				fmt.Sprintf("body larger than %d bytes", limit))
+		}
+		return apiMessage{}, apiError(http.StatusBadRequest, protocol.CodeBadRequest, "could not read body")
+	}
+	return decodeAPIMessage(buf.Bytes())
+}
+
+func apiIdempotencyKey(id string) string {
+	if id == "" {
+		return ""
+	}
+	return "api\x00" + id
+}
+
+// pathRoom returns the {room} path value, validated.
+func pathRoom(r *http.Request) (string, error) {
+	room := r.PathValue("room")
+	if !protocol.ValidRoom(room) {
+		return "", apiError(http.StatusBadRequest, protocol.CodeBadRequest, "room must be a room name: 1-64 of A-Z a-z 0-9 _ . : -")
+	}
+	return room, nil
+}
+
+func pathUser(r *http.Request) (string, error) {
+	user := r.PathValue("user")
+	if !protocol.ValidUser(user) {
+		return "", apiError(http.StatusBadRequest, protocol.CodeBadRequest, "user must be a user name: 1-32 of A-Z a-z 0-9 _ . -")
+	}
+	return user, nil
+}
+
+// hubError turns a hub error into an API error, logging unexpected ones.
+func hubError(err error, log zerolog.Logger) error {
+	switch code := hub.Code(err); code {
+	case protocol.CodeUnavailable:
+		msg := "messaging backend unavailable: try again"
+		if errors.Is(err, hub.ErrMaybeDelivered) {
+			msg = "timed out; the message may have been delivered: retry with the same id to be sure"
+		}
+		return apiError(http.StatusServiceUnavailable, code, msg)
+	case protocol.CodeOffline:
+		return apiError(http.StatusNotFound, code, "that user is not connected")
+	default:
+		log.Error().Err(err).Msg("api request failed")
+		return apiError(http.StatusInternalServerError, protocol.CodeInternal, "internal error")
+	}
+}
+
+// handlePublish publishes a message to a room: POST /api/rooms/{room}/messages.
+func handlePublish(h *hub.Hub, limit int64, log zerolog.Logger) http.Handler {
+	return apiHandler(func(w http.ResponseWriter, r *http.Request) error {
+		room, err := pathRoom(r)
+		if err != nil {
+			return err
+		}
+		m, err := readMessage(w, r, limit)
+		if err != nil {
+			return err
+		}
+		seq, err := h.Publish(r.Context(), room, m.From, m.Data, apiIdempotencyKey(m.ID))
+		if err != nil {
+			return hubError(err, log)
+		}
+		writeJSON(w, http.StatusOK, map[string]uint64{"seq": seq})
+		return nil
+	})
+}
+
+// handleRoomHistory pages a room's history: GET /api/rooms/{room}/messages.
+func handleRoomHistory(h *hub.Hub, log zerolog.Logger) http.Handler {
+	return apiHandler(func(w http.ResponseWriter, r *http.Request) error {
+		room, err := pathRoom(r)
+		if err != nil {
+			return err
+		}
+		limit, before, err := pageParams(r)
+		if err != nil {
+			return err
+		}
+		page, err := h.History(r.Context(), room, before, limit)
+		if err != nil {
+			return hubError(err, log)
+		}
+		msgs := make([]json.RawMessage, len(page.Publications))
+		for i, p := range page.Publications {
+			msgs[i] = p.Frame
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"epoch": page.Position.Epoch, "seq": page.Position.Seq, "messages": msgs})
+		return nil
+	})
+}
+
+// pageParams reads ?limit= (1-100, default 50) and ?before= (a seq).
+func pageParams(r *http.Request) (int, uint64, error) {
+	limit, before := protocol.DefaultHistoryLimit, uint64(0)
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > protocol.MaxHistoryLimit {
+			return 0, 0, apiError(http.StatusBadRequest, protocol.CodeBadRequest, "limit must be 1-100")
+		}
+		limit = n
+	}
+	if s := r.URL.Query().Get("before"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, 0, apiError(http.StatusBadRequest, protocol.CodeBadRequest, "before must be a seq")
+		}
+		before = n
+	}
+	return limit, before, nil
+}
+
+// handleRoomPresence lists a room's members: GET /api/rooms/{room}/presence.
+func handleRoomPresence(h *hub.Hub, log zerolog.Logger) http.Handler {
+	return apiHandler(func(w http.ResponseWriter, r *http.Request) error {
+		room, err := pathRoom(r)
+		if err != nil {
+			return err
+		}
+		members, err := h.Members(r.Context(), room)
+		if err != nil {
+			return hubError(err, log)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"members": members})
+		return nil
+	})
+}
+
+// handleUserMessage sends a DM from the backend: POST /api/users/{user}/messages.
+func handleUserMessage(h *hub.Hub, limit int64, log zerolog.Logger) http.Handler {
+	return apiHandler(func(w http.ResponseWriter, r *http.Request) error {
+		user, err := pathUser(r)
+		if err != nil {
+			return err
+		}
+		m, err := readMessage(w, r, limit)
+		if err != nil {
+			return err
+		}
+		if err := h.DirectMessage(r.Context(), m.From, user, m.Data, apiIdempotencyKey(m.ID), false); err != nil {
+			return hubError(err, log)
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"delivered": true})
+		return nil
+	})
+}
+
+// handleKick disconnects a user everywhere: DELETE /api/users/{user}/sessions.
+func handleKick(h *hub.Hub, log zerolog.Logger) http.Handler {
+	return apiHandler(func(w http.ResponseWriter, r *http.Request) error {
+		user, err := pathUser(r)
+		if err != nil {
+			return err
+		}
+		had, err := h.Kick(r.Context(), user)
+		if err != nil {
+			return hubError(err, log)
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"disconnected": had})
+		return nil
+	})
+}
+
+// handleNotFound answers unknown /api paths with a JSON 404.
+func handleNotFound() http.Handler {
+	return apiHandler(func(w http.ResponseWriter, r *http.Request) error {
+		return apiError(http.StatusNotFound, "not_found", "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+}
+
+// apiHandler adapts a handler returning an error to http.Handler, writing
+// the error as JSON.
+func apiHandler(f func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := f(w, r); err != nil {
+			clients.WriteError(w, err)
+		}
+	})
+}
+
+// handleStats reports this node's counters: GET /api/stats.
+func handleStats(h *hub.Hub, nodeID string, log zerolog.Logger) http.Handler {
+	return apiHandler(func(w http.ResponseWriter, r *http.Request) error {
+		node := nodeStats{Node: nodeID, Stats: h.Stats()}
+		writeJSON(w, http.StatusOK, map[string]any{"node": node, "nodes": []nodeStats{node}, "cluster": node.Stats})
+		return nil
+	})
+}
+
+// nodeStats is one node's entry in /api/stats.
+type nodeStats struct {
+	Node string `json:"node"`
+	hub.Stats
+}

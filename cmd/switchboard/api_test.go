@@ -1,0 +1,247 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const testKey = "test-api-key"
+
+// api calls the server API and returns the status and decoded JSON body.
+func api(t *testing.T, method, url, key, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q, want application/json", method, url, ct)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s %s: body %q is not JSON", method, url, b)
+	}
+	return resp.StatusCode, m
+}
+
+func errorCode(m map[string]any) string {
+	e, _ := m["error"].(map[string]any)
+	s, _ := e["code"].(string)
+	return s
+}
+
+func TestAPIKey(t *testing.T) {
+	base, _ := startRun(t, map[string]string{"SWITCHBOARD_API_KEY": testKey})
+	for _, key := range []string{"", "wrong", testKey + "x"} {
+		code, body := api(t, "GET", base+"/api/stats", key, "")
+		if code != 401 || errorCode(body) != "unauthorized" {
+			t.Errorf("key %q: %d %v, want 401 unauthorized", key, code, body)
+		}
+	}
+	if code, body := api(t, "GET", base+"/api/stats", testKey, ""); code != 200 || body["node"] == nil {
+		t.Fatalf("stats with the key: %d %v", code, body)
+	}
+	if code, body := api(t, "GET", base+"/api/nope", testKey, ""); code != 404 || errorCode(body) != "not_found" {
+		t.Fatalf("unknown endpoint: %d %v", code, body)
+	}
+}
+
+func TestAPIDisabledWithoutKey(t *testing.T) {
+	base, _ := startRun(t, nil)
+	if code, body := api(t, "GET", base+"/api/stats", "anything", ""); code != 404 || errorCode(body) != "not_found" {
+		t.Fatalf("stats without a configured key: %d %v", code, body)
+	}
+}
+
+func TestAPIRoomsAndUsers(t *testing.T) {
+	base, _ := startRun(t, map[string]string{"SWITCHBOARD_API_KEY": testKey, "SWITCHBOARD_MAX_FRAME": "1024"})
+	alice := dial(t, base, "?name=alice", nil)
+	alice.send(`{"type":"join","room":"lobby"}`)
+	alice.expect("joined")
+
+	code, body := api(t, "POST", base+"/api/rooms/lobby/messages", testKey, `{"data":{"text":"deploy done"}}`)
+	if code != 200 || body["seq"] != 1.0 {
+		t.Fatalf("publish: %d %v", code, body)
+	}
+	msg := alice.expect("message")
+	if msg["from"] != "system" || msg["seq"] != 1.0 {
+		t.Fatalf("alice got %v", msg)
+	}
+	code, body = api(t, "POST", base+"/api/rooms/lobby/messages", testKey, `{"data":"x","from":"ops","id":"r1"}`)
+	if code != 200 || body["seq"] != 2.0 {
+		t.Fatalf("publish as ops: %d %v", code, body)
+	}
+	if code, body = api(t, "POST", base+"/api/rooms/lobby/messages", testKey, `{"data":"x","from":"ops","id":"r1"}`); code != 200 || body["seq"] != 2.0 {
+		t.Fatalf("idempotent repeat: %d %v, want seq 2 again", code, body)
+	}
+	code, body = api(t, "GET", base+"/api/rooms/lobby/messages?limit=10", testKey, "")
+	if msgs, _ := body["messages"].([]any); code != 200 || len(msgs) != 2 || body["epoch"] == "" {
+		t.Fatalf("history: %d %v", code, body)
+	}
+	code, body = api(t, "GET", base+"/api/rooms/lobby/messages?before=2&limit=1", testKey, "")
+	if msgs, _ := body["messages"].([]any); code != 200 || len(msgs) != 1 || msgs[0].(map[string]any)["seq"] != 1.0 {
+		t.Fatalf("history before 2: %d %v", code, body)
+	}
+	code, body = api(t, "GET", base+"/api/rooms/lobby/presence", testKey, "")
+	if members, _ := body["members"].([]any); code != 200 || len(members) != 1 || members[0] != "alice" {
+		t.Fatalf("presence: %d %v", code, body)
+	}
+
+	code, body = api(t, "POST", base+"/api/users/alice/messages", testKey, `{"data":"hello from the backend"}`)
+	if code != 200 {
+		t.Fatalf("dm: %d %v", code, body)
+	}
+	if dm := alice.expect("dm"); dm["from"] != "system" || dm["to"] != "alice" {
+		t.Fatalf("alice got %v", dm)
+	}
+	if code, body = api(t, "POST", base+"/api/users/nobody/messages", testKey, `{"data":1}`); code != 404 || errorCode(body) != "offline" {
+		t.Fatalf("dm to nobody: %d %v", code, body)
+	}
+
+	bad := []struct{ method, path, body, code string }{
+		{"POST", "/api/rooms/lobby/messages", `{"data":`, "bad_json"},
+		{"POST", "/api/rooms/lobby/messages", `{"text":"x"}`, "bad_json"},
+		{"POST", "/api/rooms/lobby/messages", `{"data":null}`, "bad_request"},
+		{"POST", "/api/rooms/lobby/messages", `{"data":1,"from":"not valid"}`, "bad_request"},
+		{"POST", "/api/rooms/bad%20room/messages", `{"data":1}`, "bad_request"},
+		{"GET", "/api/rooms/lobby/messages?limit=500", "", "bad_request"},
+		{"GET", "/api/rooms/lobby/messages?before=-1", "", "bad_request"},
+	}
+	for _, b := range bad {
+		if code, body := api(t, b.method, base+b.path, testKey, b.body); code != 400 || errorCode(body) != b.code {
+			t.Errorf("%s %s %s: %d %v, want 400 %s", b.method, b.path, b.body, code, body, b.code)
+		}
+	}
+	big := `{"data":"` + strings.Repeat("x", 2000) + `"}`
+	if code, body := api(t, "POST", base+"/api/rooms/lobby/messages", testKey, big); code != 413 {
+		t.Fatalf("oversized body: %d %v, want 413", code, body)
+	}
+
+	code, body = api(t, "DELETE", base+"/api/users/alice/sessions", testKey, "")
+	if code != 200 || body["disconnected"] != true {
+		t.Fatalf("kick: %d %v", code, body)
+	}
+	if got := alice.closeStatus(); got != 4003 {
+		t.Fatalf("kicked alice closed with %v, want 4003", got)
+	}
+}
+
+func TestOriginCheck(t *testing.T) {
+	base, _ := startRun(t, map[string]string{"SWITCHBOARD_ALLOWED_ORIGINS": "*.example.com"})
+	host := strings.TrimPrefix(base, "http://")
+	allowed := []string{"", "http://" + host, "http://localhost:3000", "https://app.example.com"}
+	for _, o := range allowed {
+		h := http.Header{}
+		if o != "" {
+			h.Set("Origin", o)
+		}
+		c := dial(t, base, "?name=alice", h)
+		c.expect("welcome")
+	}
+	for _, o := range []string{"https://evil.com", "https://example.com.evil.com", "null"} {
+		h := http.Header{"Origin": []string{o}}
+		_, err := dialErr(t, base, "?name=alice", h)
+		var de *dialError
+		if !errors.As(err, &de) || de.status != 403 {
+			t.Errorf("origin %s: %v, want 403", o, err)
+		}
+	}
+}
+
+func TestJWTAuth(t *testing.T) {
+	base, _ := startRun(t, map[string]string{"SWITCHBOARD_JWT_SECRET": testSecret})
+	exp := time.Now().Add(time.Hour).Unix()
+	tok := sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": exp, "rooms": []string{"team-*"}})
+
+	for _, q := range []string{"?name=alice", "?token=garbage", "?token=" + sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(-time.Hour).Unix()})} {
+		_, err := dialErr(t, base, q, nil)
+		var de *dialError
+		if !errors.As(err, &de) || de.status != 401 {
+			t.Errorf("%.40s: %v, want 401", q, err)
+		}
+	}
+
+	c := dial(t, base, "?name=mallory&token="+tok, nil)
+	if w := c.expect("welcome"); w["user"] != "alice" {
+		t.Fatalf("welcome user = %v, want the token's sub alice", w["user"])
+	}
+	c.send(`{"type":"join","room":"lobby","id":1}`)
+	if e := c.expect("error"); e["code"] != "forbidden" || e["id"] != 1.0 {
+		t.Fatalf("join outside rooms: %v", e)
+	}
+	c.send(`{"type":"join","room":"team-red","id":2}`)
+	c.expect("joined")
+
+	h := http.Header{"Authorization": []string{"Bearer " + tok}}
+	c2 := dial(t, base, "", h)
+	if w := c2.expect("welcome"); w["user"] != "alice" {
+		t.Fatalf("bearer welcome user = %v", w["user"])
+	}
+}
+
+func TestJWTSecretTooShort(t *testing.T) {
+	err := run(t.Context(), nil, func(k string) string {
+		if k == "SWITCHBOARD_JWT_SECRET" {
+			return "short"
+		}
+		return ""
+	}, io.Discard, io.Discard)
+	if !errors.Is(err, errUsage) {
+		t.Fatalf("run with a short secret = %v, want a usage error", err)
+	}
+}
+
+func TestTokenCommand(t *testing.T) {
+	var out strings.Builder
+	env := func(k string) string {
+		if k == "SWITCHBOARD_JWT_SECRET" {
+			return testSecret
+		}
+		return ""
+	}
+	if err := run(t.Context(), []string{"token", "--user", "alice", "--rooms", "team-*,lobby", "--ttl", "10m"}, env, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	id, err := tokenAuth{secret: []byte(testSecret)}.verify(strings.TrimSpace(out.String()))
+	if err != nil || id.User != "alice" || !id.CanJoin("lobby") || !id.CanJoin("team-x") || id.CanJoin("other") {
+		t.Fatalf("minted token: %+v, %v", id, err)
+	}
+	if err := run(t.Context(), []string{"token", "--user", "alice"}, func(string) string { return "" }, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+		t.Fatalf("token without a secret = %v, want a usage error", err)
+	}
+}
+
+// FuzzDecodeAPIMessage feeds arbitrary bodies to the API body decoder: it
+// must never panic, and what it accepts must be valid.
+func FuzzDecodeAPIMessage(f *testing.F) {
+	f.Add([]byte(`{"data":{"text":"hi"}}`))
+	f.Add([]byte(`{"data":1,"from":"ops","id":"x"}`))
+	f.Add([]byte(`{"data":null}`))
+	f.Add([]byte(`{"data":1}{"data":2}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		m, err := decodeAPIMessage(body)
+		if err != nil {
+			return
+		}
+		if m.Data == nil || m.From == "" || len(m.ID) > 64 || !json.Valid(m.Data) {
+			t.Fatalf("accepted %q as %+v", body, m)
+		}
+	})
+}
