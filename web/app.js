@@ -1,0 +1,587 @@
+// The demo chat: a thin UI over switchboard.js. User text only ever reaches
+// the DOM through textContent (see view.js).
+
+import { connect } from './switchboard.js';
+import { $, autoGrow, avatar, el, messageText, renderItems, stickToBottom, typingText } from './view.js';
+
+const USER_RE = /^[A-Za-z0-9_.-]{1,32}$/;
+const ROOM_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+const PAGE = 50;
+const TYPING_MS = 4000;
+
+const state = {
+  client: null,
+  me: '',
+  /** @type {Map<string, RoomView>} */
+  rooms: new Map(),
+  /** @type {Map<string, DMView>} */
+  dms: new Map(),
+  current: null, // room shown
+  dmPeer: null, // DM pane open with
+  status: { state: 'connecting' },
+  tick: null,
+};
+let pendingOrder = 0;
+
+// ---- sign-in ----
+
+function initLogin() {
+  const params = new URLSearchParams(location.search);
+  $('login-name').value = params.get('name') ?? localStorage.getItem('switchboard:name') ?? '';
+  if (params.get('room')) $('login-room').value = params.get('room');
+  $('login-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = $('login-name').value.trim();
+    const token = $('token-box').open ? $('login-token').value.trim() : '';
+    const room = $('login-room').value.trim() || 'lobby';
+    const problem = !token && !USER_RE.test(name) ? 'Names are 1–32 letters, digits, _ . or -.'
+      : !ROOM_RE.test(room) ? 'Room names are 1–64 letters, digits, _ . : or -.' : '';
+    $('login-error').textContent = problem;
+    if (problem) return;
+    if (!token) localStorage.setItem('switchboard:name', name);
+    start({ name, token, room });
+  });
+}
+
+function start({ name, token, room }) {
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+  const c = connect({ url, name: token ? undefined : name, token: token || undefined });
+  state.client = c;
+  state.me = token ? '' : name; // a token's user is known from the welcome
+  wire(c);
+  $('login').hidden = true;
+  $('app').hidden = false;
+  renderMe();
+  openRoom(room);
+  $('compose').focus();
+}
+
+function signOut() {
+  state.client?.close();
+  for (const r of state.rooms.values()) for (const t of r.typing.values()) clearTimeout(t);
+  Object.assign(state, { client: null, rooms: new Map(), dms: new Map(), current: null, dmPeer: null });
+  clearInterval(state.tick);
+  $('app').hidden = true;
+  $('login').hidden = false;
+  $('login-name').focus();
+  document.title = 'Switchboard';
+}
+
+// ---- client events ----
+
+function wire(c) {
+  c.on('status', (s) => {
+    state.status = s;
+    if (s.state === 'connected') {
+      state.me = s.user;
+      renderMe();
+    }
+    renderStatus();
+  });
+  c.on('message', (m, meta) => onMessage(m, meta));
+  c.on('dm', (m, meta) => onDM(m, meta));
+  c.on('members', ({ room, members }) => {
+    const r = state.rooms.get(room);
+    if (!r) return;
+    r.members = members;
+    if (room === state.current) renderMembers();
+  });
+  c.on('member_joined', ({ room, user }) => system(room, `${user} joined`, 'quiet'));
+  c.on('member_left', ({ room, user }) => {
+    stopTyping(room, user);
+    system(room, `${user} left`, 'quiet');
+  });
+  c.on('typing', ({ room, user }) => onTyping(room, user));
+  c.on('joined', loadFirstPage);
+  c.on('recovered', ({ room, count }) => {
+    if (count > 0) system(room, `${plural(count, 'message')} recovered after reconnect`, 'good');
+  });
+  c.on('resync', ({ room, count, lost, epochChanged }) => {
+    if (epochChanged) system(room, 'The server lost this room’s history while you were away', 'warn');
+    if (count > 0) system(room, `${plural(count, 'message')} recovered after reconnect`, 'good');
+    if (lost > 0) system(room, `${plural(lost, 'message')} could not be recovered`, 'warn');
+  });
+  c.on('gap', ({ room, lost }) => system(room, `${plural(lost, 'message')} could not be loaded`, 'warn'));
+  c.on('error', (err) => {
+    if (err.room && state.rooms.has(err.room)) {
+      system(err.room, `Could not rejoin: ${err.message}`, 'warn');
+      return;
+    }
+    if (state.current) system(state.current, `Server: ${err.message}`, 'warn');
+  });
+}
+
+function onMessage(m, meta) {
+  const r = state.rooms.get(m.room);
+  if (!r) return;
+  const added = addMessage(r, m, meta.epoch, meta.id);
+  stopTyping(m.room, m.from);
+  if (added && m.from !== state.me && (m.room !== state.current || document.hidden)) {
+    r.unread++;
+    renderRoomList();
+    renderTitle();
+  }
+  if (added && m.from !== state.me && m.room === state.current && meta.source === 'live') {
+    announce(`${m.from}: ${messageText(m.data)}`);
+  }
+  if (m.room === state.current) renderRoom();
+}
+
+function onDM(m, meta) {
+  const peer = m.from === state.me ? m.to : m.from;
+  const d = dmView(peer);
+  const mine = meta.id && d.byId.get(meta.id);
+  if (mine) {
+    Object.assign(mine, { pending: false, failed: false, ts: m.ts });
+  } else {
+    d.items.push({ kind: 'msg', key: `dm-${++pendingOrder}`, from: m.from, text: messageText(m.data), ts: m.ts });
+    if (m.from !== state.me && (state.dmPeer !== peer || document.hidden)) d.unread++;
+    if (m.from !== state.me) announce(`Direct message from ${m.from}: ${messageText(m.data)}`);
+  }
+  renderDMList();
+  renderTitle();
+  if (state.dmPeer === peer) renderDM();
+}
+
+function onTyping(room, user) {
+  const r = state.rooms.get(room);
+  if (!r) return;
+  clearTimeout(r.typing.get(user));
+  r.typing.set(user, setTimeout(() => stopTyping(room, user), TYPING_MS));
+  if (room === state.current) renderTyping();
+}
+
+function stopTyping(room, user) {
+  const r = state.rooms.get(room);
+  if (!r?.typing.has(user)) return;
+  clearTimeout(r.typing.get(user));
+  r.typing.delete(user);
+  if (room === state.current) renderTyping();
+}
+
+// ---- rooms ----
+
+/**
+ * @typedef {object} RoomView
+ * items: messages and system lines in display order; byKey: "epoch:seq" →
+ * item; byId: request id → own item; epochs: epochs in the order seen.
+ */
+function roomView(name) {
+  let r = state.rooms.get(name);
+  if (!r) {
+    r = {
+      name, items: [], byKey: new Map(), byId: new Map(), epochs: [], unread: 0, members: [], typing: new Map(),
+      oldest: 0, hasOlder: false, joining: false, firstPage: null, joinedAt: null,
+    };
+    state.rooms.set(name, r);
+  }
+  return r;
+}
+
+function epochIndex(r, epoch) {
+  let i = r.epochs.indexOf(epoch);
+  if (i < 0) i = r.epochs.push(epoch) - 1;
+  return i;
+}
+
+function sortItems(r) {
+  r.items.sort((a, b) => a.epochIdx - b.epochIdx || a.seq - b.seq);
+}
+
+/** addMessage puts a room message in place; an echo of our own send turns
+ * its pending item into the real one. It returns whether the item is new. */
+function addMessage(r, m, epoch, id) {
+  const key = `${epoch}:${m.seq}`;
+  const known = r.byKey.get(key) ?? (id && r.byId.get(id));
+  const fields = { key, seq: m.seq, epochIdx: epochIndex(r, epoch), ts: m.ts, pending: false, failed: false };
+  if (known) {
+    Object.assign(known, fields);
+    r.byKey.set(key, known);
+    sortItems(r);
+    return false;
+  }
+  const it = { kind: 'msg', from: m.from, text: messageText(m.data), ...fields };
+  r.items.push(it);
+  r.byKey.set(key, it);
+  sortItems(r);
+  return true;
+}
+
+/** system adds a line such as "bob joined" after the room's newest message. */
+function system(room, text, tone = '') {
+  const r = state.rooms.get(room);
+  if (!r) return;
+  // After the newest message, or after the join point if history is still loading.
+  let at = r.items.findLast((it) => it.kind === 'msg' && !it.pending && !it.failed) ?? { epochIdx: 0, seq: 0 };
+  const j = r.joinedAt;
+  if (j && (j.epochIdx > at.epochIdx || (j.epochIdx === at.epochIdx && j.seq > at.seq))) at = j;
+  r.items.push({ kind: 'system', text, tone, ts: Date.now(), epochIdx: at.epochIdx, seq: at.seq + 0.5 });
+  sortItems(r);
+  if (room === state.current) renderRoom();
+}
+
+function openRoom(name) {
+  const r = roomView(name);
+  state.current = name;
+  r.unread = 0;
+  document.body.classList.remove('nav-open');
+  renderAll(true);
+  if (r.joining) return;
+  r.joining = true;
+  // The first page of history loads on the joined event (loadFirstPage).
+  state.client.join(name).catch((err) => system(name, `Could not join: ${err.message}`, 'warn'));
+}
+
+/** loadFirstPage shows what was said before we joined, once per room: on
+ * the first joined event, or a later one if the connection dropped first. */
+function loadFirstPage({ room, seq, epoch }) {
+  const r = state.rooms.get(room);
+  if (!r) return;
+  r.joinedAt = { epochIdx: epochIndex(r, epoch), seq }; // system lines go after this
+  if (r.firstPage) return;
+  r.firstPage = 'loading';
+  state.client
+    .history(room, { before: seq + 1, limit: PAGE })
+    .then((page) => {
+      r.firstPage = 'done';
+      for (const m of page.messages) addMessage(r, m, page.epoch);
+      r.hasOlder = page.messages.length === PAGE;
+      if (page.messages.length > 0) r.oldest = page.messages[0].seq;
+      if (r.name === state.current) renderRoom(true);
+    })
+    .catch(() => (r.firstPage = null)); // retried on the next joined
+}
+
+async function loadOlder() {
+  const r = state.rooms.get(state.current);
+  if (!r?.oldest) return;
+  const scroller = $('scroller');
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  const page = await state.client.history(r.name, { before: r.oldest, limit: PAGE });
+  for (const m of page.messages) addMessage(r, m, page.epoch);
+  r.hasOlder = page.messages.length === PAGE;
+  if (page.messages.length > 0) r.oldest = page.messages[0].seq;
+  renderRoom();
+  scroller.scrollTop = scroller.scrollHeight - fromBottom;
+}
+
+function leaveRoom() {
+  const name = state.current;
+  if (!name) return;
+  state.client.leave(name);
+  state.rooms.delete(name);
+  state.current = state.rooms.keys().next().value ?? null;
+  renderAll(true);
+}
+
+function sendMessage(text) {
+  const r = state.rooms.get(state.current);
+  if (!r) return;
+  queueSend(r, text);
+}
+
+/** queueSend shows the message at once as pending and sends it; a retry
+ * reuses the id, so the server delivers it at most once. */
+function queueSend(r, text, retry) {
+  const p = state.client.send(r.name, { text }, retry ? { id: retry.id } : {});
+  const it = retry ?? { kind: 'msg', key: `id:${p.id}`, id: p.id, from: state.me, text, ts: Date.now() };
+  Object.assign(it, { pending: true, failed: false, epochIdx: Infinity, seq: ++pendingOrder });
+  if (!retry) r.items.push(it);
+  r.byId.set(p.id, it);
+  sortItems(r);
+  renderRoom(true);
+  p.then(({ seq, epoch }) => {
+    if (!it.pending) return; // the echo came first
+    const key = `${epoch}:${seq}`;
+    const shown = r.byKey.get(key);
+    if (shown && shown !== it) {
+      // Shown already: a retry of a send that had in fact gone through.
+      r.items.splice(r.items.indexOf(it), 1);
+      return;
+    }
+    Object.assign(it, { pending: false, key, seq, epochIdx: epochIndex(r, epoch) });
+    r.byKey.set(key, it);
+    sortItems(r);
+  }).catch((err) => {
+    Object.assign(it, { pending: false, failed: true, note: `Not delivered (${err.code}) · click to retry` });
+  }).finally(() => r.name === state.current && renderRoom());
+}
+
+// ---- direct messages ----
+
+function dmView(peer) {
+  let d = state.dms.get(peer);
+  if (!d) {
+    d = { peer, items: [], byId: new Map(), unread: 0 };
+    state.dms.set(peer, d);
+  }
+  return d;
+}
+
+function openDM(peer) {
+  if (peer === state.me) return;
+  const d = dmView(peer);
+  d.unread = 0;
+  state.dmPeer = peer;
+  document.body.classList.add('side-open');
+  document.body.classList.remove('nav-open');
+  renderDMList();
+  renderDM(true);
+  renderTitle();
+  $('dm-compose').focus();
+}
+
+function closeDM() {
+  state.dmPeer = null;
+  renderDM();
+  document.body.classList.remove('side-open');
+}
+
+function sendDM(text) {
+  const d = dmView(state.dmPeer);
+  const p = state.client.dm(d.peer, { text });
+  const it = { kind: 'msg', key: `id:${p.id}`, from: state.me, text, ts: Date.now(), pending: true };
+  d.items.push(it);
+  d.byId.set(p.id, it);
+  renderDM(true);
+  p.then(() => (it.pending = false))
+    .catch((err) => {
+      const why = err.code === 'offline' ? `${d.peer} is offline · not delivered` : `Not delivered (${err.code})`;
+      Object.assign(it, { pending: false, failed: true, note: why });
+    })
+    .finally(() => state.dmPeer === d.peer && renderDM());
+}
+
+// ---- rendering ----
+
+function renderAll(scrollDown) {
+  renderRoomList();
+  renderRoom(scrollDown);
+  renderMembers();
+  renderDMList();
+  renderDM();
+  renderTitle();
+}
+
+function renderMe() {
+  $('me-name').textContent = state.me;
+  avatar($('me-avatar'), state.me || '?');
+}
+
+function renderStatus() {
+  const s = state.status;
+  $('conn').dataset.state = s.state;
+  $('conn-mini').dataset.state = s.state;
+  $('conn-retry').hidden = !(s.state === 'reconnecting' || s.state === 'offline');
+  $('conn-retry').textContent = s.state !== 'offline' ? 'Retry' : s.code === 4001 ? 'Sign in' : 'Reconnect';
+  clearInterval(state.tick);
+  const show = () => {
+    const t = statusText(s);
+    $('conn-text').textContent = t;
+    // The phone header repeats it, except while all is well.
+    $('conn-mini-text').textContent = s.state === 'connected' ? '' : t;
+  };
+  show();
+  if (s.state === 'reconnecting') state.tick = setInterval(show, 250);
+}
+
+function statusText(s) {
+  switch (s.state) {
+    case 'connected':
+      return `Connected to ${s.node}`;
+    case 'connecting':
+      return s.attempt > 0 ? 'Reconnecting…' : 'Connecting…';
+    case 'reconnecting': {
+      const secs = Math.ceil((s.at - Date.now()) / 1000);
+      return secs > 0 ? `Reconnecting in ${secs} s` : 'Reconnecting…';
+    }
+    default:
+      return offlineText(s.code);
+  }
+}
+
+function offlineText(code) {
+  switch (code) {
+    case 4001:
+      return 'Offline: session expired';
+    case 4003:
+      return 'Offline: disconnected by the server';
+    case 1008:
+      return 'Offline: too many messages';
+    default:
+      return 'Offline';
+  }
+}
+
+function renderRoomList() {
+  const items = [...state.rooms.values()].map((r) =>
+    el('li', {},
+      el('button', {
+        className: `nav-item${r.name === state.current ? ' active' : ''}`,
+        attrs: { type: 'button', 'data-room': r.name, 'aria-current': r.name === state.current ? 'page' : 'false' },
+        on: { click: () => openRoom(r.name) },
+      },
+      el('span', { className: 'hash', text: '#' }),
+      el('span', { className: 'label', text: r.name }),
+      r.unread > 0 ? el('span', { className: 'badge', text: String(r.unread), attrs: { 'aria-label': `${r.unread} unread` } }) : null)));
+  $('room-list').replaceChildren(...items);
+}
+
+function renderRoom(scrollDown = false) {
+  const r = state.rooms.get(state.current);
+  $('room-name').textContent = r ? r.name : 'No room open';
+  for (const id of ['leave-room', 'composer', 'open-people']) $(id).hidden = !r;
+  document.querySelector('#room-title .hash').hidden = !r;
+  $('compose').placeholder = r ? `Message #${r.name}` : '';
+  $('empty-room').textContent = r ? 'No messages yet. Say hello!' : 'Join or create a room to start chatting.';
+  $('empty-room').hidden = r?.items.some((it) => it.kind === 'msg') ?? false;
+  $('load-older').hidden = !r?.hasOlder;
+  stickToBottom($('scroller'), () => renderItems($('messages'), r ? r.items : [], state.me), scrollDown);
+  renderTyping();
+}
+
+function renderTyping() {
+  const r = state.rooms.get(state.current);
+  $('typing').textContent = r ? typingText([...r.typing.keys()]) : '';
+}
+
+function renderMembers() {
+  const r = state.rooms.get(state.current);
+  const members = r ? r.members : [];
+  $('member-count').textContent = String(members.length);
+  $('people-count').textContent = `· ${members.length}`;
+  const items = members.map((u) => {
+    const me = u === state.me;
+    return el('li', {},
+      el('button', {
+        className: 'member',
+        attrs: { type: 'button', 'data-user': u, title: me ? 'You' : `Message ${u}`, ...(me && { disabled: '' }) },
+        on: { click: () => openDM(u) },
+      },
+      avatar(el('span'), u),
+      el('span', { className: 'label', text: u }),
+      me ? el('span', { className: 'muted', text: 'you' }) : el('span', { className: 'dot ok', attrs: { 'aria-label': 'online' } })));
+  });
+  $('member-list').replaceChildren(...items);
+}
+
+function renderDMList() {
+  const items = [...state.dms.values()].map((d) =>
+    el('li', {},
+      el('button', {
+        className: `nav-item${d.peer === state.dmPeer ? ' active' : ''}`,
+        attrs: { type: 'button', 'data-peer': d.peer },
+        on: { click: () => openDM(d.peer) },
+      },
+      avatar(el('span'), d.peer),
+      el('span', { className: 'label', text: d.peer }),
+      d.unread > 0 ? el('span', { className: 'badge', text: String(d.unread) }) : null)));
+  $('dm-list').replaceChildren(...items);
+  $('dm-empty').hidden = items.length > 0;
+}
+
+function renderDM(scrollDown = false) {
+  const open = state.dmPeer !== null;
+  $('dm-pane').hidden = !open;
+  $('people').hidden = open;
+  if (!open) return;
+  const d = dmView(state.dmPeer);
+  $('dm-title').textContent = d.peer;
+  avatar($('dm-avatar'), d.peer);
+  $('dm-compose').placeholder = `Message ${d.peer}`;
+  stickToBottom($('dm-scroller'), () => renderItems($('dm-messages'), d.items, state.me, { compact: true }), scrollDown);
+}
+
+function renderTitle() {
+  let n = 0;
+  for (const r of state.rooms.values()) n += r.unread;
+  for (const d of state.dms.values()) n += d.unread;
+  document.title = n > 0 ? `(${n}) Switchboard` : 'Switchboard';
+}
+
+/** announce tells screen readers about a new message. */
+function announce(text) {
+  $('announcer').textContent = text;
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+// ---- input ----
+
+/** composer wires a form: Enter sends, Shift+Enter is a new line. */
+function composer(form, ta, onSend, onType) {
+  const fit = autoGrow(ta);
+  ta.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  ta.addEventListener('input', () => ta.value.trim() && onType?.());
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = ta.value.trim();
+    if (!text) return;
+    ta.value = '';
+    fit();
+    onSend(text);
+  });
+}
+
+function initApp() {
+  composer($('composer'), $('compose'), sendMessage, () => state.current && state.client.typing(state.current));
+  composer($('dm-composer'), $('dm-compose'), sendDM);
+  $('join-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = $('join-room');
+    const name = input.value.trim();
+    if (!ROOM_RE.test(name)) {
+      input.setCustomValidity('1–64 letters, digits, _ . : or -');
+      input.reportValidity();
+      return;
+    }
+    input.value = '';
+    openRoom(name);
+    $('compose').focus();
+  });
+  $('join-room').addEventListener('input', (e) => e.target.setCustomValidity(''));
+  $('messages').addEventListener('click', (e) => {
+    const li = e.target.closest('li.failed');
+    const r = state.rooms.get(state.current);
+    const it = li && r && [...r.byId.values()].find((x) => x.key === li.dataset.key);
+    if (it?.failed) queueSend(r, it.text, it);
+  });
+  $('load-older').addEventListener('click', loadOlder);
+  $('leave-room').addEventListener('click', leaveRoom);
+  $('sign-out').addEventListener('click', signOut);
+  $('conn-retry').addEventListener('click', () => {
+    // An expired token cannot reconnect: sign in again instead.
+    if (state.status.code === 4001) signOut();
+    else state.client?.reconnectNow();
+  });
+  $('dm-close').addEventListener('click', closeDM);
+  $('open-nav').addEventListener('click', () => document.body.classList.toggle('nav-open'));
+  $('open-people').addEventListener('click', () => document.body.classList.toggle('side-open'));
+  for (const b of document.querySelectorAll('.close-side')) b.addEventListener('click', () => document.body.classList.remove('side-open'));
+  $('scrim').addEventListener('click', () => document.body.classList.remove('nav-open', 'side-open'));
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape') return;
+    if (state.dmPeer) closeDM();
+    document.body.classList.remove('nav-open', 'side-open');
+  });
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) return;
+    const r = state.rooms.get(state.current);
+    if (r) r.unread = 0;
+    if (state.dmPeer) dmView(state.dmPeer).unread = 0;
+    renderRoomList();
+    renderDMList();
+    renderTitle();
+  });
+  window.addEventListener('online', () => state.client?.reconnectNow());
+}
+
+initLogin();
+initApp();

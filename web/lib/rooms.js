@@ -1,0 +1,257 @@
+// Rooms: membership, rejoin after reconnect, recovery of missed messages.
+
+import { SwitchboardError } from './errors.js';
+import { RoomStream } from './stream.js';
+
+/** Largest history page the server returns. */
+export const MAX_HISTORY = 100;
+
+const ROOM_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/**
+ * Rooms keeps the rooms a Client is in and their message streams. After a
+ * reconnect it rejoins each with since/epoch; when the server cannot replay
+ * what was missed it reloads it from history; gaps in live delivery are
+ * filled from history too. Every message reaches the "message" event once,
+ * in seq order.
+ *
+ * It is the Client's helper, not an API of its own: it calls back into the
+ * client for requests, writes, events and the outbox.
+ */
+export class Rooms {
+  /** @param {import('../switchboard.js').Client} client */
+  constructor(client) {
+    this.c = client;
+    /** @type {Map<string, Room>} */
+    this.rooms = new Map();
+    this.fromHistory = new WeakSet();
+  }
+
+  get(name) {
+    return this.rooms.get(name);
+  }
+
+  has(name) {
+    return this.rooms.has(name);
+  }
+
+  names() {
+    return [...this.rooms.keys()];
+  }
+
+  /** ready reports whether room is joined on the current connection; a room
+   * never asked for counts as ready, so the server answers not_member. */
+  ready(name) {
+    const r = this.rooms.get(name);
+    return !r || r.ready;
+  }
+
+  /** epoch returns the epoch of a joined room's stream, or undefined. */
+  epoch(name) {
+    return this.rooms.get(name)?.stream?.epoch;
+  }
+
+  join(name) {
+    if (!ROOM_RE.test(name)) {
+      return Promise.reject(new SwitchboardError('bad_request', 'room must be 1-64 of A-Z a-z 0-9 _ . : -'));
+    }
+    let r = this.rooms.get(name);
+    if (r?.ready) return Promise.resolve(r.info);
+    if (!r) {
+      r = { name, stream: null, members: [], ready: false, waiters: [], recovering: null, info: null };
+      this.rooms.set(name, r);
+      if (this.c.connected) this.sendJoin(r);
+    }
+    return new Promise((resolve, reject) => r.waiters.push({ resolve, reject }));
+  }
+
+  /** rejoinAll joins every room again on a new connection. */
+  rejoinAll() {
+    for (const r of this.rooms.values()) this.sendJoin(r);
+  }
+
+  /** lostConnection forgets per-connection state; streams keep their
+   * position for the rejoin. */
+  lostConnection() {
+    for (const r of this.rooms.values()) {
+      r.ready = false;
+      r.recovering = null;
+      r.stream?.reset();
+    }
+  }
+
+  sendJoin(room) {
+    const frame = { type: 'join', room: room.name };
+    if (room.stream) {
+      frame.since = room.stream.last;
+      frame.epoch = room.stream.epoch;
+    }
+    this.c.request(frame, {
+      onReply: (f) => this.onJoined(room, f),
+      onError: (err) => this.joinFailed(room, err),
+      onTimeout: () => {
+        // A join the app waits for fails; a silent rejoin that times out
+        // means the connection is unhealthy: start over.
+        if (room.waiters.length > 0) this.joinFailed(room, new SwitchboardError('timeout', 'join timed out'));
+        else this.c.conn.drop('rejoin timed out');
+      },
+      onLost: () => {}, // the next connection rejoins
+    });
+  }
+
+  joinFailed(room, err) {
+    if (this.rooms.get(room.name) !== room) return;
+    this.rooms.delete(room.name);
+    err.room = room.name;
+    this.c.failSends(room.name, err.code, err.message);
+    const waiters = room.waiters.splice(0);
+    for (const w of waiters) w.reject(err);
+    if (waiters.length === 0) this.c.emit('error', err); // a rejoin was refused
+  }
+
+  /** onStrayJoined answers a joined nobody waits for (its request timed
+   * out): leave, unless the room is wanted again. */
+  onStrayJoined(f) {
+    if (!this.rooms.has(f.room)) this.c.write({ type: 'leave', room: f.room });
+  }
+
+  onJoined(room, f) {
+    if (this.rooms.get(room.name) !== room) {
+      this.onStrayJoined(f); // left while joining
+      return;
+    }
+    const prev = room.stream;
+    room.members = f.members ?? [];
+    room.ready = true;
+    room.info = { room: f.room, members: room.members, seq: f.seq, epoch: f.epoch };
+    if (!prev) {
+      room.stream = new RoomStream(f.epoch, f.seq);
+    } else if (f.recovered === true && prev.epoch === f.epoch) {
+      // The missed messages follow this frame.
+      if (prev.last < f.seq) room.recovering = { through: f.seq, count: 0 };
+      else this.c.emit('recovered', { room: room.name, count: 0 });
+    } else {
+      this.resync(room, f);
+    }
+    for (const w of room.waiters.splice(0)) w.resolve(room.info);
+    this.c.emit('members', { room: room.name, members: room.members });
+    this.c.emit('joined', { ...room.info, recovered: f.recovered });
+    this.c.flush();
+  }
+
+  /** resync reloads from history what a rejoin could not recover: the missed
+   * messages of the same epoch, or the whole of a new epoch. */
+  resync(room, f) {
+    const prev = room.stream;
+    const epochChanged = prev.epoch !== f.epoch;
+    const stream = epochChanged ? new RoomStream(f.epoch, 0) : prev;
+    room.stream = stream;
+    const done = (count, lost) =>
+      this.c.emit('resync', { room: room.name, epoch: stream.epoch, epochChanged, count, lost });
+    if (stream.last >= f.seq) {
+      done(0, 0);
+      return;
+    }
+    stream.beginFill();
+    this.fetch(room, stream, stream.last, f.seq, done);
+  }
+
+  /** fetch asks history for seqs after+1 … through (the newest MAX_HISTORY
+   * of them) and fills the stream with the answer. A failed request gives
+   * the range up as lost rather than stalling the room. */
+  fetch(room, stream, after, through, done) {
+    const fill = (messages) => {
+      if (room.stream !== stream || this.rooms.get(room.name) !== room) return;
+      for (const m of messages) this.fromHistory.add(m);
+      const res = stream.fill(messages, through);
+      this.deliver(room, res.deliver);
+      done(res.deliver.filter((m) => m.seq <= through).length, res.lost);
+      if (res.gap) this.fillGap(room, res.gap);
+    };
+    const limit = Math.min(through - after, MAX_HISTORY);
+    this.c.request({ type: 'history', room: room.name, limit, before: through + 1 }, {
+      onReply: (page) => fill(page.epoch === stream.epoch ? (page.messages ?? []) : []),
+      onError: () => fill([]),
+      onTimeout: () => fill([]),
+      onLost: () => {}, // the rejoin recovers from stream.last
+    });
+  }
+
+  fillGap(room, gap) {
+    this.fetch(room, room.stream, gap.after, gap.before - 1, (count, lost) => {
+      if (lost > 0) this.c.emit('gap', { room: room.name, lost });
+    });
+  }
+
+  onMessage(f) {
+    const room = this.rooms.get(f.room);
+    if (!room?.ready) return; // not (yet) in the room
+    const res = room.stream.push(f);
+    this.deliver(room, res.deliver);
+    if (res.gap) this.fillGap(room, res.gap);
+  }
+
+  deliver(room, messages) {
+    for (const m of messages) {
+      let source = this.fromHistory.has(m) ? 'history' : 'live';
+      const rec = room.recovering;
+      if (rec && m.seq <= rec.through) {
+        source = 'recovery';
+        rec.count++;
+      }
+      const meta = { source, epoch: room.stream.epoch };
+      if (m.from === this.c.user) meta.id = this.c.ownSend(room.name, m);
+      this.c.emit('message', m, meta);
+      if (rec && room.recovering === rec && room.stream.last >= rec.through) {
+        room.recovering = null;
+        this.c.emit('recovered', { room: room.name, count: rec.count });
+      }
+    }
+  }
+
+  onMember(f) {
+    const room = this.rooms.get(f.room);
+    if (!room) return;
+    const set = new Set(room.members);
+    if (f.type === 'member_joined') set.add(f.user);
+    else set.delete(f.user);
+    room.members = [...set].sort();
+    this.c.emit('members', { room: f.room, members: room.members });
+  }
+
+  setMembers(name, members) {
+    const room = this.rooms.get(name);
+    if (!room) return;
+    room.members = members;
+    this.c.emit('members', { room: name, members });
+  }
+
+  leave(name) {
+    const r = this.rooms.get(name);
+    if (!r) return Promise.resolve();
+    this.rooms.delete(name);
+    for (const w of r.waiters.splice(0)) w.reject(new SwitchboardError('left', 'left the room before it was joined'));
+    this.c.failSends(name, 'not_member', 'left the room');
+    if (!this.c.connected || !r.ready) return Promise.resolve(); // a stray joined is answered with leave
+    return new Promise((resolve) => {
+      const done = () => resolve();
+      this.c.request({ type: 'leave', room: name }, { onReply: done, onError: done, onTimeout: done, onLost: done });
+    });
+  }
+
+  /** close fails every join still waiting. */
+  close(err) {
+    for (const r of this.rooms.values()) for (const w of r.waiters.splice(0)) w.reject(err);
+  }
+}
+
+/**
+ * @typedef {object} Room
+ * @property {string} name
+ * @property {RoomStream|null} stream  null until the first joined
+ * @property {string[]} members
+ * @property {boolean} ready           joined on the current connection
+ * @property {{resolve: Function, reject: Function}[]} waiters  join() calls waiting
+ * @property {{through: number, count: number}|null} recovering  replay in progress
+ * @property {object|null} info        the last joined answer
+ */
