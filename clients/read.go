@@ -33,7 +33,9 @@ func (s *Session) readLoop(ctx context.Context) error {
 		case drop:
 			continue
 		case dropAndTell:
-			s.reply(nil, protocol.Errorf(protocol.CodeRateLimited, "too many frames: slow down"))
+			// The error is the dropped frame's reply: echo its id.
+			req, _ := protocol.Decode(b)
+			s.reply(req.ID, protocol.Errorf(protocol.CodeRateLimited, "too many frames: slow down"))
 			continue
 		case disconnect:
 			s.Close(protocol.ClosePolicy, "rate limit exceeded for too long")
@@ -118,14 +120,35 @@ func (s *Session) history(ctx context.Context, req protocol.Request) error {
 	if err != nil {
 		return err
 	}
-	msgs := make([]json.RawMessage, len(page.Publications))
-	for i, p := range page.Publications {
+	// An answer larger than the outbound queue would close the session as
+	// too slow: send the newest messages that fit in half of it (at least
+	// one), and let the client page on with before.
+	budget := s.srv.cfg.QueueBytes / 2
+	pubs := page.Publications
+	for size, i := 0, len(pubs)-1; i >= 0; i-- {
+		if size += len(pubs[i].Frame) + 1; size > budget && i < len(pubs)-1 {
+			pubs = pubs[i+1:]
+			break
+		}
+	}
+	for {
+		frame := historyFrame(req, page.Position.Epoch, pubs)
+		if len(frame) <= budget || len(pubs) <= 1 {
+			s.Send(frame)
+			return nil
+		}
+		pubs = pubs[len(pubs)/2:] // escaping grew it: drop the older half
+	}
+}
+
+func historyFrame(req protocol.Request, epoch string, pubs []hub.Publication) []byte {
+	msgs := make([]json.RawMessage, len(pubs))
+	for i, p := range pubs {
 		msgs[i] = p.Frame
 	}
-	s.Send(protocol.Encode(protocol.History{
-		Type: protocol.TypeHistory, ID: req.ID, Room: req.Room, Epoch: page.Position.Epoch, Messages: msgs,
-	}))
-	return nil
+	return protocol.Encode(protocol.History{
+		Type: protocol.TypeHistory, ID: req.ID, Room: req.Room, Epoch: epoch, Messages: msgs,
+	})
 }
 
 // fail sends err to the client as an error frame echoing id.

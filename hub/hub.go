@@ -256,9 +256,12 @@ func Code(err error) string {
 	}
 }
 
-func idempotencyKey(user string, id json.RawMessage) string {
+// idempotencyKey scopes a client's id to its user and to the request's
+// target ("send:room", "dm:user"): an id makes a retry of the same request
+// safe, and must not swallow a different request that reuses it.
+func idempotencyKey(user, target string, id json.RawMessage) string {
 	if id == nil {
 		return ""
 	}
-	return user + "\x00" + string(id)
+	return user + "\x00" + target + "\x00" + string(id)
 }

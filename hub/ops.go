@@ -9,13 +9,13 @@ import (
 )
 
 // Send publishes data to a room the session joined and returns the message's
-// seq. A repeat of an id the user already used recently publishes nothing and
-// returns the first seq.
+// seq. A repeat of an id the user already used recently in this room
+// publishes nothing and returns the first seq.
 func (h *Hub) Send(ctx context.Context, s Session, room string, data json.RawMessage, id json.RawMessage) (uint64, error) {
 	if !h.member(s, room) {
 		return 0, ErrNotMember
 	}
-	return h.Publish(ctx, room, s.User(), data, idempotencyKey(s.User(), id))
+	return h.Publish(ctx, room, s.User(), data, idempotencyKey(s.User(), "send:"+room, id))
 }
 
 // Publish publishes data to a room as user from, whether or not from is
@@ -52,9 +52,9 @@ func (h *Hub) Typing(ctx context.Context, s Session, room string) error {
 // DM sends data to every session of user to, and a copy to every session of
 // the sender (so the sender's other tabs see it too). It returns ErrOffline
 // when to has no session anywhere. A repeat of an id the sender already used
-// recently sends nothing.
+// recently for a DM to the same user sends nothing.
 func (h *Hub) DM(ctx context.Context, s Session, to string, data json.RawMessage, id json.RawMessage) error {
-	return h.DirectMessage(ctx, s.User(), to, data, idempotencyKey(s.User(), id), true)
+	return h.DirectMessage(ctx, s.User(), to, data, idempotencyKey(s.User(), "dm:"+to, id), true)
 }
 
 // DirectMessage sends data from user from to every session of user to,

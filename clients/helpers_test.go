@@ -1,0 +1,282 @@
+package clients_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/switchboard-chat/switchboard/clients"
+	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// timeout bounds every wait of a test for the server; it is a failure
+// bound, not an expectation.
+const timeout = 20 * time.Second
+
+// server is a Switchboard WebSocket endpoint on a local port, over a
+// memory hub.
+type server struct {
+	t   testing.TB
+	hub *hub.Hub
+	url string // ws://…/ws
+	ts  *httptest.Server
+
+	handlers sync.WaitGroup // upgrade handlers still running
+}
+
+// options varies a test server beyond its clients.Config.
+type options struct {
+	hub    hub.Config
+	memory hub.MemoryConfig
+	// listener, when set, wraps the server's listener.
+	listener func(net.Listener) net.Listener
+}
+
+// newServer starts a server whose logs go to t. When the test ends it
+// closes the hub (1001 to every client still connected) and waits for every
+// session to end.
+func newServer(t testing.TB, cfg clients.Config, opts options) *server {
+	t.Helper()
+	log := zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger()
+	broker := hub.NewMemoryBroker(opts.memory)
+	opts.hub.Logger = log
+	h := hub.New(broker, hub.NewMemoryPresence(), opts.hub)
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = "test-node"
+	}
+	cfg.Logger = log
+	ws := clients.NewServer(h, cfg)
+
+	s := &server{t: t, hub: h}
+	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.handlers.Add(1)
+		defer s.handlers.Done()
+		ws.ServeHTTP(w, r)
+	}))
+	if opts.listener != nil {
+		s.ts.Listener = opts.listener(s.ts.Listener)
+	}
+	s.ts.Start()
+	s.url = "ws" + strings.TrimPrefix(s.ts.URL, "http") + "/ws"
+	t.Cleanup(func() {
+		// Closing the listener first means no handler starts after this;
+		// the hijacked connections are the hub's to close.
+		s.ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := h.Close(ctx, protocol.CloseGoingAway, "test over"); err != nil {
+			t.Errorf("hub close: %v", err)
+		}
+		s.handlers.Wait()
+		broker.Close(ctx)
+	})
+	return s
+}
+
+// client is a test's WebSocket connection to the server. Its methods must
+// be called from the test's goroutine.
+type client struct {
+	t       testing.TB
+	name    string
+	conn    *websocket.Conn
+	pending [][]byte // frames of a batch read but not yet returned
+	ids     int      // ids used for sync pings
+	welcome map[string]any
+}
+
+// dial connects as name ("" for none) and reads the welcome frame.
+func (s *server) dial(name string) *client {
+	s.t.Helper()
+	c := s.dialWith(name, nil)
+	c.welcome = decode(s.t, c.next())
+	if c.welcome["type"] != "welcome" {
+		s.t.Fatalf("%s: first frame %v, want welcome", name, c.welcome)
+	}
+	return c
+}
+
+// dialWith connects as name with the given dial options, not reading
+// anything.
+func (s *server) dialWith(name string, opts *websocket.DialOptions) *client {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	u := s.url
+	if name != "" {
+		u += "?name=" + name
+	}
+	conn, _, err := websocket.Dial(ctx, u, opts)
+	if err != nil {
+		s.t.Fatalf("dial %s: %v", name, err)
+	}
+	conn.SetReadLimit(-1) // batches may be larger than the default 32 KiB
+	s.t.Cleanup(func() { conn.CloseNow() })
+	return &client{t: s.t, name: name, conn: conn}
+}
+
+// send writes one text frame.
+func (c *client) send(frame string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := c.conn.Write(ctx, websocket.MessageText, []byte(frame)); err != nil {
+		c.t.Fatalf("%s: write %s: %v", c.name, frame, err)
+	}
+}
+
+// next returns the next frame, splitting batched messages on '\n'.
+func (c *client) next() []byte {
+	c.t.Helper()
+	f, err := c.read()
+	if err != nil {
+		c.t.Fatalf("%s: read: %v", c.name, err)
+	}
+	return f
+}
+
+// read returns the next frame or the read error.
+func (c *client) read() ([]byte, error) {
+	for len(c.pending) == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		typ, msg, err := c.conn.Read(ctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		if typ != websocket.MessageText {
+			return nil, fmt.Errorf("got a %v message", typ)
+		}
+		c.pending = bytes.Split(msg, []byte("\n"))
+	}
+	f := c.pending[0]
+	c.pending = c.pending[1:]
+	return f, nil
+}
+
+// expect reads one frame per want and compares them as JSON, after norm.
+func (c *client) expect(want ...string) {
+	c.t.Helper()
+	for i, w := range want {
+		got := c.next()
+		if g, w := norm(c.t, got), norm(c.t, []byte(w)); g != w {
+			c.t.Fatalf("%s: frame %d:\n got %s\nwant %s", c.name, i, clip(g), clip(w))
+		}
+	}
+}
+
+// sync pings the server and returns the frames (normalized) that came
+// before the pong. Everything the server queued for this client before
+// handling the ping comes before the pong.
+func (c *client) sync() []string {
+	c.t.Helper()
+	c.ids++
+	id := fmt.Sprintf("sync-%d", c.ids)
+	c.send(fmt.Sprintf(`{"type":"ping","id":%q}`, id))
+	var before []string
+	for {
+		f := c.next()
+		m := decode(c.t, f)
+		if m["type"] == "pong" && m["id"] == id {
+			return before
+		}
+		before = append(before, norm(c.t, f))
+	}
+}
+
+// quiet checks that nothing is waiting for the client.
+func (c *client) quiet() {
+	c.t.Helper()
+	if got := c.sync(); len(got) != 0 {
+		c.t.Errorf("%s got unexpected frames:\n%s", c.name, strings.Join(got, "\n"))
+	}
+}
+
+// closeStatus reads until the connection ends and returns its close status
+// (-1 when it ended without a close frame) and the frames read before.
+func (c *client) closeStatus() (websocket.StatusCode, [][]byte) {
+	c.t.Helper()
+	var frames [][]byte
+	for {
+		f, err := c.read()
+		if err != nil {
+			return websocket.CloseStatus(err), frames
+		}
+		frames = append(frames, f)
+	}
+}
+
+// clip shortens s for a failure message.
+func clip(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
+
+// decode parses a frame as a JSON object.
+func decode(t testing.TB, frame []byte) map[string]any {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(frame))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		t.Fatalf("frame %q is not a JSON object: %v", frame, err)
+	}
+	return m
+}
+
+// norm returns a frame as compact JSON with sorted keys, its volatile
+// values replaced: a ts by "TS", a session by "S", an epoch by "E", and an
+// error's message by "M". The same placeholders in a wanted frame compare
+// equal.
+func norm(t testing.TB, frame []byte) string {
+	t.Helper()
+	m := decode(t, frame)
+	normObj(m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func normObj(m map[string]any) {
+	placeholders := map[string]string{"ts": "TS", "session": "S", "epoch": "E"}
+	if m["type"] == "error" {
+		placeholders["message"] = "M"
+	}
+	for k, p := range placeholders {
+		switch v := m[k].(type) {
+		case json.Number:
+			if n, err := v.Int64(); err == nil && n > 0 {
+				m[k] = p
+			}
+		case string:
+			if v != "" {
+				m[k] = p
+			}
+		}
+	}
+	if msgs, ok := m["messages"].([]any); ok {
+		for _, msg := range msgs {
+			if o, ok := msg.(map[string]any); ok {
+				normObj(o)
+			}
+		}
+	}
+}

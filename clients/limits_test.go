@@ -1,0 +1,247 @@
+package clients_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-chat/switchboard/clients"
+)
+
+// smallBuffers gives the server's side of every connection a small kernel
+// send buffer, so that a client that does not read blocks the server's
+// writes once its own receive buffer (128 KiB by default on Linux) is full,
+// rather than after the megabytes a send buffer may grow to. (A small
+// receive buffer on the client would be worse than none: on loopback's
+// 64 KiB segments its window updates are never large enough to be sent, so
+// the server resumes only on zero-window probes, seconds apart.)
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(8 << 10)
+	}
+	return c, err
+}
+
+func withSmallBuffers(l net.Listener) net.Listener { return smallBuffers{l} }
+
+// flood has fast send n messages of about 16 KiB to room r, one at a time,
+// and checks that it gets each one and its ack: a fast reader misses
+// nothing while another member of the room is too slow.
+func flood(t testing.TB, fast *client, n int) {
+	t.Helper()
+	data := strings.Repeat("x", 16<<10)
+	for i := 1; i <= n; i++ {
+		fast.send(fmt.Sprintf(`{"type":"send","room":"r","data":%q,"id":%d}`, data, i))
+		fast.expect(
+			fmt.Sprintf(`{"type":"message","room":"r","seq":%d,"from":"fast","data":%q,"ts":"TS"}`, i, data),
+			fmt.Sprintf(`{"type":"ack","id":%d,"seq":%d}`, i, i),
+		)
+	}
+}
+
+// joinSlowThenFast joins a client that does not read yet and then a fast
+// one to room r.
+func joinSlowThenFast(t testing.TB, srv *server) (slow, fast *client) {
+	t.Helper()
+	slow = srv.dialWith("slow", nil)
+	slow.send(`{"type":"join","room":"r"}`)
+	deadline := time.Now().Add(timeout)
+	for {
+		members, err := srv.hub.Members(context.Background(), "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(members) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow client did not join")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fast = srv.dial("fast")
+	fast.send(`{"type":"join","room":"r"}`)
+	fast.expect(`{"type":"joined","room":"r","members":["fast","slow"],"seq":0,"epoch":"E"}`)
+	return slow, fast
+}
+
+// TestSlowReader checks that a client reading slower than the room is fed
+// is closed with 1013 once its queue overflows, without slowing the others:
+// a fast reader in the same room gets every message. The slow client reads
+// only when the fast one is done, long after its queue overflowed; it then
+// gets the frames that were in flight, in order, and the close.
+func TestSlowReader(t *testing.T) {
+	t.Parallel()
+	// 1 MiB: several times what the socket buffers and the queue hold. The
+	// client must start reading within 5s of the overflow: the close frame
+	// is written after the write in flight, and its own write times out
+	// after 5s (a fixed timeout of the WebSocket library).
+	const n = 64
+	srv := newServer(t, clients.Config{QueueBytes: 64 << 10, WriteTimeout: timeout},
+		options{listener: withSmallBuffers})
+	slow, fast := joinSlowThenFast(t, srv)
+	flood(t, fast, n)
+
+	code, frames := slow.closeStatus()
+	if code != websocket.StatusTryAgainLater {
+		t.Errorf("slow client: close status %v, want 1013", code)
+	}
+	want := []string{"welcome", "joined", "member_joined"}
+	for i, f := range frames {
+		m := decode(t, f)
+		if i < len(want) {
+			if m["type"] != want[i] {
+				t.Fatalf("slow client: frame %d is %v, want %s", i, m, want[i])
+			}
+			continue
+		}
+		if m["type"] != "message" || fmt.Sprint(m["seq"]) != fmt.Sprint(i-len(want)+1) {
+			t.Fatalf("slow client: frame %d is %s %v, want message %d", i, m["type"], m["seq"], i-len(want)+1)
+		}
+	}
+	if got := len(frames) - len(want); got >= n {
+		t.Errorf("slow client got all %d messages: the test did not overflow its queue", got)
+	}
+	fast.expect(`{"type":"member_left","room":"r","user":"slow"}`)
+	fast.quiet()
+}
+
+// TestStuckReader checks that a client that never reads is dropped once a
+// write to it times out, and that the room hears it left, while a fast
+// reader gets every message.
+func TestStuckReader(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, clients.Config{QueueBytes: 64 << 10, WriteTimeout: 500 * time.Millisecond},
+		options{listener: withSmallBuffers})
+	stuck, fast := joinSlowThenFast(t, srv)
+	data := strings.Repeat("x", 16<<10)
+	left := false
+	for i := 1; !left; i++ {
+		if i > 10000 {
+			t.Fatal("the stuck client is still in the room")
+		}
+		fast.send(fmt.Sprintf(`{"type":"send","room":"r","data":%q,"id":%d}`, data, i))
+		for got := ""; got != "ack"; {
+			m := decode(t, fast.next())
+			got = fmt.Sprint(m["type"])
+			switch {
+			case got == "member_left" && m["user"] == "slow":
+				left = true
+			case got == "message" && fmt.Sprint(m["seq"]) != fmt.Sprint(i):
+				t.Fatalf("message %v, want %d", m["seq"], i)
+			case got != "message" && got != "ack" && got != "member_left":
+				t.Fatalf("unexpected %s", clip(fmt.Sprint(m)))
+			}
+		}
+	}
+	fast.quiet()
+	code, _ := stuck.closeStatus()
+	t.Logf("the stuck client, reading at last, sees close status %v", code)
+}
+
+func TestFrameTooBig(t *testing.T) {
+	t.Parallel()
+	const max = 1024
+	srv := newServer(t, clients.Config{MaxFrame: max}, options{})
+	c := srv.dial("alice")
+	frame := func(size int) string { // a ping of size bytes
+		const empty = `{"type":"ping","id":1,"pad":""}`
+		return empty[:len(empty)-2] + strings.Repeat("x", size-len(empty)) + `"}`
+	}
+	if f := frame(max); len(f) != max {
+		t.Fatalf("frame of %d bytes, want %d", len(f), max)
+	}
+	c.send(frame(max))
+	c.expect(`{"type":"pong","id":1}`)
+
+	c.send(frame(max + 1))
+	if code, frames := c.closeStatus(); code != websocket.StatusMessageTooBig || len(frames) != 0 {
+		t.Errorf("close status %v after %d frames, want 1009 and none", code, len(frames))
+	}
+}
+
+func TestInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, clients.Config{}, options{})
+	c := srv.dial("alice")
+	c.send("{\"type\":\"ping\",\"id\":\"\xff\"}") // the client library does not check
+	if code, frames := c.closeStatus(); code != websocket.StatusInvalidFramePayloadData || len(frames) != 0 {
+		t.Errorf("close status %v after %d frames, want 1007 and none", code, len(frames))
+	}
+}
+
+func TestBinaryFrame(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, clients.Config{}, options{})
+	c := srv.dial("alice")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := c.conn.Write(ctx, websocket.MessageBinary, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if code, frames := c.closeStatus(); code != websocket.StatusUnsupportedData || len(frames) != 0 {
+		t.Errorf("close status %v after %d frames, want 1003 and none", code, len(frames))
+	}
+}
+
+// TestHistoryFitsQueue checks that asking for history never gets a client
+// closed as too slow: when the messages asked for are more than its queue
+// takes, the answer has the newest that fit, and the client pages back with
+// before, getting every message once.
+func TestHistoryFitsQueue(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ name, char string }{
+		{"plain", "x"},
+		{"grows when escaped", "<"}, // six bytes each in the answer: \u003c
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, clients.Config{QueueBytes: 64 << 10}, options{})
+			bob := srv.dial("bob")
+			bob.send(`{"type":"join","room":"r"}`)
+			bob.next()
+			data := strings.Repeat(tt.char, 8<<10)
+			const n = 10 // 80 KiB of data, more than the queue
+			for range n {
+				bob.send(fmt.Sprintf(`{"type":"send","room":"r","data":%q}`, data))
+				bob.next()
+			}
+
+			alice := srv.dial("alice")
+			next, pages := uint64(n), 0 // the seq the next page must end with
+			for before := uint64(0); next > 0; pages++ {
+				if pages > n {
+					t.Fatalf("still paging after %d pages", pages)
+				}
+				alice.send(fmt.Sprintf(`{"type":"history","room":"r","limit":100,"before":%d}`, before))
+				var page struct{ Messages []struct{ Seq uint64 } }
+				if err := json.Unmarshal(alice.next(), &page); err != nil {
+					t.Fatal(err)
+				}
+				if len(page.Messages) == 0 {
+					t.Fatalf("empty page before %d", before)
+				}
+				for i := len(page.Messages) - 1; i >= 0; i-- {
+					if got := page.Messages[i].Seq; got != next {
+						t.Fatalf("page %d has message %d, want %d", pages, got, next)
+					}
+					next--
+				}
+				before = page.Messages[0].Seq
+			}
+			if pages < 2 {
+				t.Errorf("%d pages: the test did not exceed the queue", pages)
+			}
+			alice.quiet()
+		})
+	}
+}

@@ -1,0 +1,74 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/switchboard-chat/switchboard/hub"
+)
+
+// logSession is a Session that notes the frames it is sent, one line each.
+type logSession struct {
+	id, user string
+	lines    *strings.Builder
+}
+
+func (s logSession) ID() string        { return s.id }
+func (s logSession) User() string      { return s.user }
+func (s logSession) Close(int, string) {}
+func (s logSession) Send(frame []byte) {
+	var f struct {
+		Type, Room, From, User string
+		Seq                    uint64
+		Members                []string
+		Data                   json.RawMessage
+	}
+	json.Unmarshal(frame, &f)
+	switch f.Type {
+	case "joined":
+		fmt.Fprintf(s.lines, "%s: joined %s with %v at seq %d\n", s.user, f.Room, f.Members, f.Seq)
+	case "message":
+		fmt.Fprintf(s.lines, "%s: message %d from %s: %s\n", s.user, f.Seq, f.From, f.Data)
+	default:
+		fmt.Fprintf(s.lines, "%s: %s %s\n", s.user, f.Type, f.User)
+	}
+}
+
+// A hub over the single-node broker: two sessions join a room and one sends
+// to it. Every member, the sender too, gets the message with its seq.
+func Example() {
+	ctx := context.Background()
+	h := hub.New(hub.NewMemoryBroker(hub.MemoryConfig{}), hub.NewMemoryPresence(), hub.Config{})
+	if err := h.Start(ctx); err != nil {
+		panic(err)
+	}
+	alice := logSession{"s1", "alice", new(strings.Builder)}
+	bob := logSession{"s2", "bob", new(strings.Builder)}
+	for _, s := range []logSession{alice, bob} {
+		if err := h.Connect(ctx, s); err != nil {
+			panic(err)
+		}
+		if err := h.Join(ctx, s, hub.JoinRequest{Room: "lobby"}); err != nil {
+			panic(err)
+		}
+	}
+	seq, err := h.Send(ctx, bob, "lobby", json.RawMessage(`{"text": "hi"}`), nil)
+	if err != nil {
+		panic(err)
+	}
+	h.Disconnect(bob)
+	h.Disconnect(alice)
+
+	fmt.Print(alice.lines.String() + bob.lines.String())
+	fmt.Println("sent seq", seq)
+	// Output:
+	// alice: joined lobby with [alice] at seq 0
+	// alice: member_joined bob
+	// alice: message 1 from bob: {"text":"hi"}
+	// alice: member_left bob
+	// bob: joined lobby with [alice bob] at seq 0
+	// bob: message 1 from bob: {"text":"hi"}
+	// sent seq 1
+}
