@@ -97,9 +97,18 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 	return protocol.Errorf(protocol.CodeUnknownType, "unknown frame type")
 }
 
-func (s *Session) join(ctx context.Context, req protocol.Request) error {
-	if s.ident.CanJoin != nil && !s.ident.CanJoin(req.Room) {
+// mayRead refuses rooms outside the identity's allowed rooms: joining them,
+// and reading their history or presence.
+func (s *Session) mayRead(room string) error {
+	if s.ident.CanJoin != nil && !s.ident.CanJoin(room) {
 		return protocol.Errorf(protocol.CodeForbidden, "your token does not allow this room")
+	}
+	return nil
+}
+
+func (s *Session) join(ctx context.Context, req protocol.Request) error {
+	if err := s.mayRead(req.Room); err != nil {
+		return err
 	}
 	return s.srv.hub.Join(ctx, s, hub.JoinRequest{
 		Room: req.Room, ID: req.ID, Recover: req.HasSince, Since: req.Since, Epoch: req.Epoch,
@@ -107,6 +116,9 @@ func (s *Session) join(ctx context.Context, req protocol.Request) error {
 }
 
 func (s *Session) presence(ctx context.Context, req protocol.Request) error {
+	if err := s.mayRead(req.Room); err != nil {
+		return err
+	}
 	members, err := s.srv.hub.Members(ctx, req.Room)
 	if err != nil {
 		return err
@@ -116,39 +128,26 @@ func (s *Session) presence(ctx context.Context, req protocol.Request) error {
 }
 
 func (s *Session) history(ctx context.Context, req protocol.Request) error {
+	if err := s.mayRead(req.Room); err != nil {
+		return err
+	}
 	page, err := s.srv.hub.History(ctx, req.Room, req.Before, req.Limit)
 	if err != nil {
 		return err
+	}
+	frames := make([][]byte, len(page.Publications))
+	for i, p := range page.Publications {
+		frames[i] = p.Frame
 	}
 	// An answer larger than the outbound queue would close the session as
 	// too slow: send the newest messages that fit in half of it (at least
 	// one), and let the client page on with before.
 	budget := s.srv.cfg.QueueBytes / 2
-	pubs := page.Publications
-	for size, i := 0, len(pubs)-1; i >= 0; i-- {
-		if size += len(pubs[i].Frame) + 1; size > budget && i < len(pubs)-1 {
-			pubs = pubs[i+1:]
-			break
-		}
+	for len(frames) > 1 && protocol.HistorySize(req.ID, req.Room, page.Position.Epoch, frames) > budget {
+		frames = frames[1:]
 	}
-	for {
-		frame := historyFrame(req, page.Position.Epoch, pubs)
-		if len(frame) <= budget || len(pubs) <= 1 {
-			s.Send(frame)
-			return nil
-		}
-		pubs = pubs[len(pubs)/2:] // escaping grew it: drop the older half
-	}
-}
-
-func historyFrame(req protocol.Request, epoch string, pubs []hub.Publication) []byte {
-	msgs := make([]json.RawMessage, len(pubs))
-	for i, p := range pubs {
-		msgs[i] = p.Frame
-	}
-	return protocol.Encode(protocol.History{
-		Type: protocol.TypeHistory, ID: req.ID, Room: req.Room, Epoch: epoch, Messages: msgs,
-	})
+	s.Send(protocol.EncodeHistory(req.ID, req.Room, page.Position.Epoch, frames))
+	return nil
 }
 
 // fail sends err to the client as an error frame echoing id.

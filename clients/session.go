@@ -143,11 +143,14 @@ func (s *Session) logClose(readErr error, byServer bool) {
 	s.mu.Lock()
 	code, reason := s.closeCode, s.closeReason
 	s.mu.Unlock()
-	if !byServer {
+	switch {
+	case byServer:
+	case errors.Is(readErr, websocket.ErrMessageTooBig):
+		code, reason = protocol.CloseTooBig, "frame too big"
+	case websocket.CloseStatus(readErr) != -1:
 		code, reason = int(websocket.CloseStatus(readErr)), "closed by client"
-		if code == -1 {
-			code, reason = int(websocket.StatusAbnormalClosure), "connection lost"
-		}
+	default:
+		code, reason = int(websocket.StatusAbnormalClosure), "connection lost"
 	}
 	s.log.Info().Str("remote", s.remote).Dur("duration", time.Since(s.started)).
 		Int("code", code).Str("reason", reason).Msg("disconnected")

@@ -32,6 +32,10 @@ type Config struct {
 	JoinBuffer int
 	// MaxRoomsPerSession caps the rooms one session may be in; 0 means 100.
 	MaxRoomsPerSession int
+	// MaxReplayBytes caps the bytes of missed messages a recovering join
+	// replays at once; a larger gap answers recovered:false so the client
+	// pages history instead of overflowing its queue. 0 means no cap.
+	MaxReplayBytes int
 	// Logger receives the hub's logs. Default: none.
 	Logger zerolog.Logger
 }

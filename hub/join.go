@@ -58,7 +58,7 @@ func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 		h.exit(ctx, s, r)
 		return err
 	}
-	recovered := req.Recover && recoverable(req, page)
+	recovered := req.Recover && recoverable(req, page) && h.replayFits(page.Publications)
 	answer := protocol.Joined{
 		Type: protocol.TypeJoined, ID: req.ID, Room: r.name, Members: members,
 		Seq: page.Position.Seq, Epoch: page.Position.Epoch,
@@ -88,6 +88,18 @@ func recoverable(req JoinRequest, page HistoryPage) bool {
 	}
 	pubs := page.Publications
 	return len(pubs) > 0 && pubs[0].Seq == req.Since+1 && pubs[len(pubs)-1].Seq == pos.Seq
+}
+
+// replayFits reports whether pubs are small enough to replay at once.
+func (h *Hub) replayFits(pubs []Publication) bool {
+	if h.cfg.MaxReplayBytes <= 0 {
+		return true
+	}
+	n := 0
+	for _, p := range pubs {
+		n += len(p.Frame)
+	}
+	return n <= h.cfg.MaxReplayBytes
 }
 
 // activate queues the replayed publications and the frames held while s was

@@ -459,3 +459,30 @@ func checkRun(t testing.TB, s *recSession, joins []joinRequest, final hub.Positi
 		t.Fatalf("%s: last message %d, want %d", s.user, next-1, final.Seq)
 	}
 }
+
+// TestJoinReplayCap: a gap whose messages exceed MaxReplayBytes is not
+// replayed at once; the client is told recovered:false and pages history.
+func TestJoinReplayCap(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, hub.MemoryConfig{HistorySize: 50}, hub.Config{MaxReplayBytes: 400})
+	bob := h.connect("bob")
+	h.join(bob, "lobby")
+	for range 8 {
+		h.send(bob, "lobby", `"m"`)
+	}
+	epoch := h.position("lobby").Epoch
+	join := func(since uint64) string {
+		s := h.connect("alice")
+		if err := h.Join(context.Background(), s, hub.JoinRequest{Room: "lobby", Recover: true, Since: since, Epoch: epoch}); err != nil {
+			t.Fatal(err)
+		}
+		return s.take(t)
+	}
+	// Each message frame is about 75 bytes: three fit in 400, eight do not.
+	if got, want := join(5), "joined lobby [alice bob] seq 8 recovered true; "+msgs(6, 8); got != want {
+		t.Errorf("small gap: got %s, want %s", got, want)
+	}
+	if got, want := join(0), "joined lobby [alice bob] seq 8 recovered false"; got != want {
+		t.Errorf("large gap: got %s, want %s", got, want)
+	}
+}

@@ -26,11 +26,11 @@ type MemoryBroker struct {
 	cfg  MemoryConfig
 	idem idempotency
 
-	mu        sync.Mutex
-	h         Handler
-	streams   map[string]*memStream
-	users     map[string]bool
-	published int // publishes since the last sweep of expired streams
+	mu      sync.Mutex
+	h       Handler
+	streams map[string]*memStream
+	users   map[string]bool
+	ops     int // publishes and history reads since the last sweep
 }
 
 var _ Broker = (*MemoryBroker)(nil)
@@ -123,19 +123,25 @@ func (b *MemoryBroker) handler() Handler {
 	return b.h
 }
 
-// maybeSweep drops, every 1024 publishes, the streams nobody subscribes to
-// whose history expired, so that memory does not grow with every room ever
-// used.
+// emptyIdle is how long a stream with no message and no subscriber (a room
+// whose history or position was only read) is kept.
+const emptyIdle = time.Minute
+
+// maybeSweep drops, every 1024 publishes and history reads, the streams
+// nobody subscribes to whose history expired or that never had a message
+// and sat idle, so that memory does not grow with every room name ever used.
+// Forgetting an empty stream only changes its epoch, which loses nothing.
 func (b *MemoryBroker) maybeSweep(now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.published++; b.published < 1024 {
+	if b.ops++; b.ops < 1024 {
 		return
 	}
-	b.published = 0
+	b.ops = 0
 	for name, s := range b.streams {
 		if s.mu.TryLock() {
-			if !s.subscribed && now.Sub(s.last) > b.cfg.HistoryTTL {
+			idle := now.Sub(s.last)
+			if !s.subscribed && (idle > b.cfg.HistoryTTL || s.seq == 0 && idle > emptyIdle) {
 				delete(b.streams, name)
 			}
 			s.mu.Unlock()
@@ -145,6 +151,7 @@ func (b *MemoryBroker) maybeSweep(now time.Time) {
 
 // History implements Broker.
 func (b *MemoryBroker) History(ctx context.Context, room string, q HistoryQuery) (HistoryPage, error) {
+	defer b.maybeSweep(time.Now())
 	s := b.stream(room)
 	s.mu.Lock()
 	defer s.mu.Unlock()

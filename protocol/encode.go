@@ -189,3 +189,43 @@ func appendString(b []byte, s string) []byte {
 	q, _ := json.Marshal(s) // a string always encodes
 	return append(b, q...)
 }
+
+// EncodeHistory returns a history frame holding the given message frames,
+// oldest first, as they are: unlike Encode(History{…}) it neither re-parses
+// nor re-escapes them, so its size is exactly HistorySize of the same frames.
+func EncodeHistory(id json.RawMessage, room, epoch string, frames [][]byte) []byte {
+	b := make([]byte, 0, HistorySize(id, room, epoch, frames))
+	b = append(b, `{"type":"history"`...)
+	if id != nil {
+		b = append(b, `,"id":`...)
+		b = append(b, id...)
+	}
+	b = append(b, `,"room":`...)
+	b = appendString(b, room)
+	b = append(b, `,"epoch":`...)
+	b = appendString(b, epoch)
+	b = append(b, `,"messages":[`...)
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, f...)
+	}
+	return append(b, "]}"...)
+}
+
+// HistorySize returns the length of EncodeHistory's frame, assuming room and
+// epoch need no escaping (valid names and epochs never do).
+func HistorySize(id json.RawMessage, room, epoch string, frames [][]byte) int {
+	n := len(`{"type":"history","room":"","epoch":"","messages":[]}`) + len(room) + len(epoch)
+	if id != nil {
+		n += len(`,"id":`) + len(id)
+	}
+	for i, f := range frames {
+		if i > 0 {
+			n++
+		}
+		n += len(f)
+	}
+	return n
+}

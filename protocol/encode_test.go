@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"testing"
@@ -286,5 +287,34 @@ func BenchmarkNewMessage(b *testing.B) {
 		if _, err := protocol.NewMessage("lobby", "ann", data, 1700000000000); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestEncodeHistoryMatchesEncode(t *testing.T) {
+	frames := [][]byte{
+		protocol.MessageTemplate{Prefix: []byte(`{"type":"message","room":"r","seq":`), Suffix: []byte(`,"from":"a","data":"<b>","ts":1}`)}.Frame(1),
+		[]byte(`{"type":"message","room":"r","seq":2,"from":"b","data":{"x":[1,2]},"ts":2}`),
+	}
+	for _, id := range []json.RawMessage{nil, json.RawMessage(`"h1"`), json.RawMessage(`7`)} {
+		got := protocol.EncodeHistory(id, "r", "e1", frames)
+		if n := protocol.HistorySize(id, "r", "e1", frames); n != len(got) {
+			t.Errorf("HistorySize = %d, len = %d", n, len(got))
+		}
+		var a, b any
+		msgs := []json.RawMessage{frames[0], frames[1]}
+		want := protocol.Encode(protocol.History{Type: "history", ID: id, Room: "r", Epoch: "e1", Messages: msgs})
+		if err := json.Unmarshal(got, &a); err != nil {
+			t.Fatalf("EncodeHistory produced invalid JSON %s: %v", got, err)
+		}
+		json.Unmarshal(want, &b)
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("EncodeHistory = %s, want the same as %s", got, want)
+		}
+		if bytes.Contains(got, []byte("\\u003c")) {
+			t.Errorf("EncodeHistory re-escaped a frame: %s", got)
+		}
+	}
+	if got := string(protocol.EncodeHistory(nil, "r", "e", nil)); got != `{"type":"history","room":"r","epoch":"e","messages":[]}` {
+		t.Errorf("empty history = %s", got)
 	}
 }
