@@ -86,6 +86,23 @@ func (b *MemoryBroker) stream(room string) *memStream {
 	return s
 }
 
+// lockStream returns the room's stream with its mu held. A sweep removes a
+// stream from the map only while holding its mu, so a stream still in the
+// map once locked is the live one; a stream swept in between is retried.
+func (b *MemoryBroker) lockStream(room string) *memStream {
+	for {
+		s := b.stream(room)
+		s.mu.Lock()
+		b.mu.Lock()
+		live := b.streams[room] == s
+		b.mu.Unlock()
+		if live {
+			return s
+		}
+		s.mu.Unlock()
+	}
+}
+
 // expireLocked resets a stream whose history outlived HistoryTTL. s.mu is held.
 func (b *MemoryBroker) expireLocked(s *memStream, now time.Time) {
 	if now.Sub(s.last) > b.cfg.HistoryTTL {
@@ -96,8 +113,7 @@ func (b *MemoryBroker) expireLocked(s *memStream, now time.Time) {
 // Publish implements Broker.
 func (b *MemoryBroker) Publish(ctx context.Context, room string, r PublishRequest) (Publication, bool, error) {
 	return b.idem.do(ctx, r.IdempotencyKey, func() (Publication, bool, error) {
-		s := b.stream(room)
-		s.mu.Lock()
+		s := b.lockStream(room)
 		defer s.mu.Unlock()
 		now := time.Now()
 		b.expireLocked(s, now)
@@ -152,8 +168,7 @@ func (b *MemoryBroker) maybeSweep(now time.Time) {
 // History implements Broker.
 func (b *MemoryBroker) History(ctx context.Context, room string, q HistoryQuery) (HistoryPage, error) {
 	defer b.maybeSweep(time.Now())
-	s := b.stream(room)
-	s.mu.Lock()
+	s := b.lockStream(room)
 	defer s.mu.Unlock()
 	b.expireLocked(s, time.Now())
 	page := HistoryPage{Position: Position{Seq: s.seq, Epoch: s.epoch}}
@@ -177,8 +192,7 @@ func (b *MemoryBroker) History(ctx context.Context, room string, q HistoryQuery)
 
 // BroadcastRoom implements Broker.
 func (b *MemoryBroker) BroadcastRoom(ctx context.Context, room string, e Event) error {
-	s := b.stream(room)
-	s.mu.Lock()
+	s := b.lockStream(room)
 	defer s.mu.Unlock()
 	if s.subscribed {
 		b.handler().HandleRoomEvent(room, e)
@@ -215,8 +229,7 @@ func (b *MemoryBroker) UnsubscribeRoom(ctx context.Context, room string) error {
 }
 
 func (b *MemoryBroker) setRoom(room string, on bool) {
-	s := b.stream(room)
-	s.mu.Lock()
+	s := b.lockStream(room)
 	s.subscribed = on
 	s.mu.Unlock()
 }

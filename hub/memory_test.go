@@ -1,0 +1,14 @@
+package hub_test
+
+import (
+	"testing"
+
+	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/hubtest"
+)
+
+func TestMemoryBroker(t *testing.T) {
+	hubtest.TestBroker(t, func(t *testing.T) (hub.Broker, hub.Presence) {
+		return hub.NewMemoryBroker(hub.MemoryConfig{HistorySize: hubtest.HistorySize}), hub.NewMemoryPresence()
+	})
+}

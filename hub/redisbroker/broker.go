@@ -1,0 +1,225 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/switchboard-chat/switchboard/hub"
+)
+
+// Broker is the Redis hub.Broker and hub.Presence. Its methods are safe for
+// concurrent use. Start must be called before any other method; Close stops
+// its goroutines and waits for them.
+type Broker struct {
+	cfg    Config
+	log    zerolog.Logger
+	client *redis.Client
+	ps     *redis.PubSub // the node's one pub/sub connection
+
+	h hub.Handler // set by Start
+
+	// mu guards the subscription state. It is never held while calling h
+	// or Redis.
+	mu      sync.Mutex
+	rooms   map[string]*roomSub // subscribed rooms by name
+	users   map[string]bool     // subscribed users
+	pending map[string]bool     // channels whose SUBSCRIBE failed, to retry
+	waiters map[string][]waiter // by channel: callers awaiting a confirmation
+	cancel  context.CancelFunc  // stops the goroutines; nil before Start
+	closed  bool
+
+	subMu sync.Mutex // serializes subscription changes with the pub/sub calls
+	// deliverMu is held by the receive loop while it calls h. Unsubscribe
+	// takes it after forgetting the subscription, so that nothing is
+	// delivered for a room or user once it returned.
+	deliverMu sync.Mutex
+	resyncs   map[*roomSub]string // rooms marked for resync; the receive loop's
+
+	presMu sync.Mutex
+	held   map[string]map[string]bool // this node's presence entries: room → users
+
+	wg        sync.WaitGroup // the receive loop and the maintenance loop
+	closeOnce sync.Once
+	closeErr  error
+	stats     counters
+}
+
+var (
+	errStarted = errors.New("redisbroker: already started or closed")
+	errClosed  = errors.New("redisbroker: closed")
+)
+
+var (
+	_ hub.Broker   = (*Broker)(nil)
+	_ hub.Presence = (*Broker)(nil)
+)
+
+// New returns a Broker for cfg. It does not connect: Start and the first
+// calls do, and Ready reports whether Redis answers.
+func New(cfg Config, log zerolog.Logger) (*Broker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("redisbroker: %w", err)
+	}
+	opt, err := redis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: %w", err)
+	}
+	opt.ContextTimeoutEnabled = true
+	opt.DialTimeout = cfg.OpTimeout
+	opt.ReadTimeout = cfg.OpTimeout
+	opt.WriteTimeout = cfg.OpTimeout
+	// A command retried after a lost reply could run twice: a publish
+	// without idempotency key would be published twice. The caller gets
+	// ErrMaybeDelivered instead and retries with its key.
+	opt.MaxRetries = -1
+	// Fail fast while Redis is down: the pub/sub loop and callers retry.
+	opt.DialerRetries = 1
+	opt.ClientName = "switchboard:" + cfg.NodeID
+	opt.DisableIdentity = true
+	client := redis.NewClient(opt)
+	return &Broker{
+		cfg:     cfg,
+		log:     log.With().Str("component", "redisbroker").Str("node", cfg.NodeID).Logger(),
+		client:  client,
+		ps:      client.Subscribe(context.Background()), // no channels: does not connect
+		rooms:   make(map[string]*roomSub),
+		users:   make(map[string]bool),
+		pending: make(map[string]bool),
+		waiters: make(map[string][]waiter),
+		held:    make(map[string]map[string]bool),
+		resyncs: make(map[*roomSub]string),
+	}, nil
+}
+
+// NodeID returns the node's id, Config.NodeID or the one generated for it.
+func (b *Broker) NodeID() string { return b.cfg.NodeID }
+
+// Start implements hub.Broker: it registers the node, then starts the
+// receive loop, which delivers to h, and the maintenance loop, which
+// refreshes this node's presence and registry entries and retries failed
+// subscriptions. Both stop when ctx is cancelled or Close is called. Start
+// does not fail when Redis is down.
+func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
+	b.heartbeat(ctx)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cancel != nil || b.closed {
+		return fmt.Errorf("start: %w", errStarted)
+	}
+	ctx, b.cancel = context.WithCancel(ctx)
+	b.h = h
+	ch := b.ps.ChannelWithSubscriptions(
+		redis.WithChannelSize(channelSize),
+		redis.WithChannelSendTimeout(channelSendTimeout),
+	)
+	b.wg.Add(2)
+	go func() {
+		defer b.wg.Done()
+		b.receive(ctx, ch)
+	}()
+	go func() {
+		defer b.wg.Done()
+		b.maintain(ctx)
+	}()
+	return nil
+}
+
+// Ready implements hub.Broker: it pings Redis.
+func (b *Broker) Ready(ctx context.Context) error {
+	ctx, cancel := b.opContext(ctx)
+	defer cancel()
+	return wrap("ready", b.client.Ping(ctx).Err())
+}
+
+// Close implements hub.Broker. It stops delivery and waits for the broker's
+// goroutines (or for ctx), removes this node's presence entries and registry
+// entry (best effort: they expire anyway) and closes the connections.
+// Calling it again returns the first call's result.
+func (b *Broker) Close(ctx context.Context) error {
+	b.closeOnce.Do(func() { b.closeErr = b.close(ctx) })
+	return b.closeErr
+}
+
+func (b *Broker) close(ctx context.Context) error {
+	b.mu.Lock()
+	cancel := b.cancel
+	b.closed = true
+	b.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	b.ps.Close() // ends the receive loop, which drains what go-redis buffered
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("close: %w", ctx.Err())
+	}
+	b.unregister(ctx)
+	if cerr := b.client.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close: %w", cerr)
+	}
+	return err
+}
+
+// opContext bounds one Redis call by OpTimeout.
+func (b *Broker) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.cfg.OpTimeout)
+}
+
+// Key and channel names, all under KeyPrefix. Room and user names cannot
+// contain what would make two names collide (see package protocol).
+func (b *Broker) metaKey(room string) string     { return b.cfg.KeyPrefix + "m:" + room }
+func (b *Broker) streamKey(room string) string   { return b.cfg.KeyPrefix + "h:" + room }
+func (b *Broker) presenceKey(room string) string { return b.cfg.KeyPrefix + "p:" + room }
+func (b *Broker) pubIdemKey(key string) string   { return b.cfg.KeyPrefix + "ip:" + key }
+func (b *Broker) userIdemKey(key string) string  { return b.cfg.KeyPrefix + "iu:" + key }
+func (b *Broker) nodeKey(id string) string       { return b.cfg.KeyPrefix + "node:" + id }
+func (b *Broker) roomChannel(room string) string { return b.cfg.KeyPrefix + "r:" + room }
+func (b *Broker) userChannel(user string) string { return b.cfg.KeyPrefix + "u:" + user }
+
+// Stats counts what the broker did to keep delivery complete.
+type Stats struct {
+	// Repaired counts publications read from history because pub/sub did
+	// not deliver them (a lost connection, a dropped message).
+	Repaired uint64
+	// Lost counts publications pub/sub did not deliver that history no
+	// longer had: the Handler saw a gap.
+	Lost uint64
+	// Duplicates counts publications dropped because already delivered.
+	Duplicates uint64
+	// Backlogged counts the times the receive buffer was found full. From
+	// then on go-redis drops messages it cannot buffer within
+	// channelSendTimeout, reporting them only to its process-wide logger;
+	// gap repair then restores the publications, not the events.
+	Backlogged uint64
+	// Malformed counts messages that could not be decoded.
+	Malformed uint64
+}
+
+type counters struct {
+	repaired, lost, duplicates, backlogged, malformed atomic.Uint64
+}
+
+// Stats returns the broker's counters since New.
+func (b *Broker) Stats() Stats {
+	return Stats{
+		Repaired:   b.stats.repaired.Load(),
+		Lost:       b.stats.lost.Load(),
+		Duplicates: b.stats.duplicates.Load(),
+		Backlogged: b.stats.backlogged.Load(),
+		Malformed:  b.stats.malformed.Load(),
+	}
+}

@@ -1,0 +1,79 @@
+package redisbroker
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/hub"
+)
+
+// Config configures a Broker. Its zero value works with a Redis on
+// localhost.
+type Config struct {
+	// URL is the Redis URL, as redis://[[user]:password@]host:port/db or
+	// rediss:// for TLS. Default "redis://127.0.0.1:6379/0".
+	URL string
+	// NodeID names this node in presence entries, the node registry and its
+	// Redis client name: printable ASCII without spaces, unique in the
+	// cluster. Default: a random id.
+	NodeID string
+	// HistorySize is how many publications each room keeps. Default 100.
+	HistorySize int
+	// HistoryTTL drops a room's history, and so starts a new epoch, after
+	// this long without a publish. Default 24h.
+	HistoryTTL time.Duration
+	// IdempotencyTTL is how long idempotency keys are remembered. Default
+	// hub.DefaultIdempotencyTTL.
+	IdempotencyTTL time.Duration
+	// PresenceTTL is how long the presence entries and registry entry of a
+	// node that stopped refreshing them (a crashed node) live. The broker
+	// refreshes its own every PresenceTTL/3. Default 30s.
+	PresenceTTL time.Duration
+	// OpTimeout bounds every Redis call. Default 3s.
+	OpTimeout time.Duration
+	// KeyPrefix starts every Redis key and channel name the broker uses, so
+	// that several clusters (or tests) can share one Redis. Default "sb:".
+	KeyPrefix string
+}
+
+// withDefaults returns cfg with its zero fields set to their defaults.
+func (cfg Config) withDefaults() Config {
+	if cfg.URL == "" {
+		cfg.URL = "redis://127.0.0.1:6379/0"
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = hub.NewEpoch()
+	}
+	if cfg.HistorySize <= 0 {
+		cfg.HistorySize = 100
+	}
+	if cfg.HistoryTTL <= 0 {
+		cfg.HistoryTTL = 24 * time.Hour
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = hub.DefaultIdempotencyTTL
+	}
+	if cfg.PresenceTTL <= 0 {
+		cfg.PresenceTTL = 30 * time.Second
+	}
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 3 * time.Second
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "sb:"
+	}
+	return cfg
+}
+
+// validate reports a configuration the broker cannot work with.
+func (cfg Config) validate() error {
+	if cfg.PresenceTTL < 30*time.Millisecond {
+		return fmt.Errorf("presence TTL %v is below 30ms", cfg.PresenceTTL)
+	}
+	for i := 0; i < len(cfg.NodeID); i++ {
+		if c := cfg.NodeID[i]; c <= ' ' || c > '~' {
+			return fmt.Errorf("node id %q: want printable ASCII without spaces", cfg.NodeID)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,98 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-chat/switchboard/hub"
+)
+
+// unavailableError is a failure to reach Redis. It matches hub.ErrUnavailable
+// with errors.Is, and hub.ErrMaybeDelivered as well when the failed command
+// changes state and may have run before the failure (a timeout waiting for
+// its reply, a connection lost after sending it).
+type unavailableError struct {
+	err   error
+	maybe bool
+}
+
+func (e *unavailableError) Error() string {
+	if e.maybe {
+		return "redis unavailable, the command may have run: " + e.err.Error()
+	}
+	return "redis unavailable: " + e.err.Error()
+}
+
+func (e *unavailableError) Unwrap() error { return e.err }
+
+// Is makes the error match the hub's sentinels.
+func (e *unavailableError) Is(target error) bool {
+	return target == hub.ErrUnavailable || (e.maybe && target == hub.ErrMaybeDelivered)
+}
+
+// wrap returns err wrapped with the step's name, as an unavailableError when
+// Redis could not be reached.
+func wrap(step string, err error) error {
+	return wrapErr(step, err, false)
+}
+
+// wrapMaybe is wrap for a step whose effect matters to the caller (a
+// publish, a direct message): if it may have taken effect before failing,
+// the error also matches hub.ErrMaybeDelivered.
+func wrapMaybe(step string, err error) error {
+	return wrapErr(step, err, true)
+}
+
+func wrapErr(step string, err error, maybe bool) error {
+	if err == nil {
+		return nil
+	}
+	if unreachable(err) {
+		err = &unavailableError{err: err, maybe: maybe && mayHaveRun(err)}
+	}
+	return fmt.Errorf("%s: %w", step, err)
+}
+
+// busyReplies are the prefixes of Redis error replies that mean "not now".
+var busyReplies = []string{"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN"}
+
+// unreachable reports whether err means Redis could not be reached or could
+// not serve, as opposed to a bad command or a cancelled caller.
+func unreachable(err error) bool {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return false
+	case errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, redis.ErrClosed), errors.Is(err, redis.ErrPoolTimeout),
+		errors.As(err, &netErr):
+		return true
+	}
+	for _, p := range busyReplies {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayHaveRun reports whether the command that failed with err may have reached
+// Redis: it may not only when no connection was had or Redis answered with
+// an error.
+func mayHaveRun(err error) bool {
+	var opErr *net.OpError
+	var redisErr redis.Error
+	switch {
+	case errors.As(err, &opErr) && opErr.Op == "dial",
+		errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrClosed),
+		errors.As(err, &redisErr):
+		return false
+	}
+	return true
+}

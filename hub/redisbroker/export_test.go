@@ -1,0 +1,59 @@
+package redisbroker
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// crash stops b as a killed process would stop: its goroutines and
+// connections end, and nothing is cleaned up in Redis. Close then does
+// nothing.
+func (b *Broker) crash() {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		cancel := b.cancel
+		b.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+		b.ps.Close()
+		b.wg.Wait()
+		b.client.Close()
+	})
+}
+
+// silentLua appends a message to a room's history as publish.lua does, but
+// without publishing it: a publication pub/sub lost.
+var silentLua = redis.NewScript(`
+local seq = string.format('%d', redis.call('HINCRBY', KEYS[1], 's', 1))
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'f', ARGV[1] .. seq .. ARGV[2])
+return seq
+`)
+
+// publishSilently stores a publication of m in room's history without
+// publishing it, and returns its seq.
+func (b *Broker) publishSilently(ctx context.Context, room string, m protocol.MessageTemplate) (uint64, error) {
+	if _, err := b.position(ctx, room); err != nil { // the room's meta
+		return 0, err
+	}
+	keys := []string{b.metaKey(room), b.streamKey(room)}
+	seq, err := silentLua.Run(ctx, b.client, keys, m.Prefix, m.Suffix, b.cfg.HistorySize).Text()
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, c := range seq {
+		n = n*10 + uint64(c-'0')
+	}
+	return n, nil
+}
+
+// subscriptionState returns the sizes of b's subscription bookkeeping.
+func (b *Broker) subscriptionState() (rooms, users, pending, waiters int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.rooms), len(b.users), len(b.pending), len(b.waiters)
+}

@@ -1,0 +1,15 @@
+-- Send a user event once per idempotency key: publish it unless the key is
+-- remembered, and remember the key only when some node received it.
+--
+-- KEYS[1] idempotency key
+-- ARGV[1] user channel   ARGV[2] envelope   ARGV[3] idempotency TTL, ms
+--
+-- Returns -1 for a duplicate, else the number of receivers.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return -1
+end
+local n = redis.call('PUBLISH', ARGV[1], ARGV[2])
+if n > 0 then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+end
+return n

@@ -1,0 +1,147 @@
+package redisbroker
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-chat/switchboard/hub"
+)
+
+const (
+	// channelSize is how many pub/sub messages go-redis buffers for the
+	// receive loop.
+	channelSize = 10000
+	// channelSendTimeout is how long go-redis waits for room in that buffer
+	// before it drops a message (see Stats.Backlogged). Long, because the
+	// receive loop only stalls for Redis reads bounded by OpTimeout: a
+	// longer stall means something is wrong, and Redis then disconnects the
+	// connection for its output buffer limit, which gap repair survives.
+	channelSendTimeout = time.Minute
+	// resyncInterval is how often a failed or postponed resync is tried
+	// again.
+	resyncInterval = 500 * time.Millisecond
+)
+
+// receive is the receive loop: it delivers what the node's pub/sub
+// connection receives, repairs gaps from history, and on exit closes the
+// connection and drains go-redis's buffer so that its goroutine ends too.
+func (b *Broker) receive(ctx context.Context, ch <-chan any) {
+	defer func() {
+		b.ps.Close()
+		for range ch {
+		}
+	}()
+	tick := time.NewTicker(resyncInterval)
+	defer tick.Stop()
+	full := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			b.resyncPending(ctx)
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			full = b.noteBacklog(len(ch), full)
+			switch m := m.(type) {
+			case *redis.Message:
+				b.onMessage(ctx, m)
+			case *redis.Subscription:
+				if room, st := b.onSubscription(m); st != nil {
+					b.resync(ctx, room, st, time.Now())
+				}
+			}
+		}
+	}
+}
+
+// noteBacklog counts and logs the buffer becoming full (n is its length
+// after a receive) and reports whether it is still considered full.
+func (b *Broker) noteBacklog(n int, full bool) bool {
+	switch {
+	case !full && n >= channelSize-1:
+		b.stats.backlogged.Add(1)
+		b.log.Warn().Int("buffered", n).Dur("drop_after", channelSendTimeout).
+			Msg("receive buffer full: pub/sub messages may be dropped; publications will be repaired from history")
+		return true
+	case full && n < channelSize/2:
+		return false
+	}
+	return full
+}
+
+// onSubscription handles Redis's confirmation of a SUBSCRIBE or
+// UNSUBSCRIBE, sent for a call of this node or when go-redis resubscribes
+// after reconnecting. It returns a confirmed room, to be resynced.
+func (b *Broker) onSubscription(m *redis.Subscription) (string, *roomSub) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.confirmLocked(m.Channel, m.Kind)
+	if m.Kind != "subscribe" {
+		return "", nil
+	}
+	delete(b.pending, m.Channel)
+	room, ok := strings.CutPrefix(m.Channel, b.roomChannel(""))
+	if !ok {
+		return "", nil
+	}
+	return room, b.rooms[room]
+}
+
+// onMessage delivers a publication or event.
+func (b *Broker) onMessage(ctx context.Context, m *redis.Message) {
+	if room, ok := strings.CutPrefix(m.Channel, b.roomChannel("")); ok {
+		if strings.HasPrefix(m.Payload, "p") {
+			b.onPublication(ctx, room, m.Payload)
+			return
+		}
+		b.onEvent(m.Payload, func(e hub.Event) {
+			if b.subscribedRoom(room) != nil {
+				b.h.HandleRoomEvent(room, e)
+			}
+		})
+		return
+	}
+	if user, ok := strings.CutPrefix(m.Channel, b.userChannel("")); ok {
+		b.onEvent(m.Payload, func(e hub.Event) {
+			if b.subscribedUser(user) {
+				b.h.HandleUserEvent(user, e)
+			}
+		})
+	}
+}
+
+// onEvent decodes an event envelope and calls deliver with b.deliverMu held.
+func (b *Broker) onEvent(payload string, deliver func(hub.Event)) {
+	e, err := decodeEvent(payload)
+	if err != nil {
+		b.malformed(payload)
+		return
+	}
+	b.deliverMu.Lock()
+	defer b.deliverMu.Unlock()
+	deliver(e)
+}
+
+func (b *Broker) malformed(payload string) {
+	b.stats.malformed.Add(1)
+	b.log.Error().Int("len", len(payload)).Msg("malformed pub/sub message")
+}
+
+// subscribedRoom returns the room's subscription, or nil.
+func (b *Broker) subscribedRoom(room string) *roomSub {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.rooms[room]
+}
+
+func (b *Broker) subscribedUser(user string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.users[user]
+}

@@ -1,0 +1,413 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/hubtest"
+	"github.com/switchboard-chat/switchboard/hub/redisbroker/redistest"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// msg returns a publish request for room.
+func msg(t testing.TB, room string) hub.PublishRequest {
+	t.Helper()
+	m, err := protocol.NewMessage(room, "alice", []byte(`{"text":"hi"}`), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hub.PublishRequest{Message: m}
+}
+
+// eventually calls f until it returns nil, and fails t with its last error
+// after timeout.
+func eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestGapRepair: publications pub/sub did not deliver are read from history,
+// including the first one after subscribing.
+func TestGapRepair(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	b, rec := startBroker(t, srv, Config{})
+	ctx := t.Context()
+	for _, room := range []string{"r", "fresh"} {
+		if err := b.SubscribeRoom(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustPublish(t, b, "r")
+	if _, err := b.publishSilently(ctx, "r", msg(t, "r").Message); err != nil {
+		t.Fatal(err)
+	}
+	mustPublish(t, b, "r")
+	if got := seqs(rec.WaitPublications(t, "r", 3)); !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Errorf("room r got seqs %v, want [1 2 3]", got)
+	}
+
+	// The first publication after subscribing is lost.
+	if _, err := b.publishSilently(ctx, "fresh", msg(t, "fresh").Message); err != nil {
+		t.Fatal(err)
+	}
+	mustPublish(t, b, "fresh")
+	if got := seqs(rec.WaitPublications(t, "fresh", 2)); !slices.Equal(got, []uint64{1, 2}) {
+		t.Errorf("room fresh got seqs %v, want [1 2]", got)
+	}
+	if s := b.Stats(); s.Repaired < 2 || s.Lost != 0 {
+		t.Errorf("stats %+v, want at least 2 repaired, none lost", s)
+	}
+}
+
+// TestGapBeyondHistory: a gap longer than the history is delivered as a gap,
+// and counted.
+func TestGapBeyondHistory(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	b := newBroker(t, srv, Config{HistorySize: 3})
+	rec := hubtest.NewRecorder()
+	if err := b.Start(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	ctx := t.Context()
+	if err := b.SubscribeRoom(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	mustPublish(t, b, "r")
+	for range 5 { // seqs 2 to 6
+		if _, err := b.publishSilently(ctx, "r", msg(t, "r").Message); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustPublish(t, b, "r")
+	// Once 7 is published history keeps 5, 6 and 7: 2, 3 and 4 are lost.
+	if got := seqs(rec.WaitPublications(t, "r", 4)); !slices.Equal(got, []uint64{1, 5, 6, 7}) {
+		t.Errorf("got seqs %v, want [1 5 6 7]", got)
+	}
+	if s := b.Stats(); s.Lost != 3 {
+		t.Errorf("stats %+v, want 3 lost", s)
+	}
+	if v := rec.Violations(); len(v) != 1 {
+		t.Errorf("violations %q, want the one gap", v)
+	}
+}
+
+func mustPublish(t testing.TB, b *Broker, room string) hub.Publication {
+	t.Helper()
+	p, _, err := b.Publish(t.Context(), room, msg(t, room))
+	if err != nil {
+		t.Fatalf("Publish(%q): %v", room, err)
+	}
+	return p
+}
+
+func seqs(pubs []hub.Publication) []uint64 {
+	var s []uint64
+	for _, p := range pubs {
+		s = append(s, p.Seq)
+	}
+	return s
+}
+
+// TestClientKill: pub/sub connections killed while another node publishes
+// continuously lose nothing: the subscriber sees every seq, in order.
+func TestClientKill(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	prefix := uniquePrefix()
+	sub, rec := startBroker(t, srv, Config{KeyPrefix: prefix, HistorySize: 5000})
+	pub, _ := startBroker(t, srv, Config{KeyPrefix: prefix, HistorySize: 5000})
+	if err := sub.SubscribeRoom(t.Context(), "r"); err != nil {
+		t.Fatal(err)
+	}
+	admin := srv.Client(t)
+	const total = 3000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range total {
+			if _, _, err := pub.Publish(t.Context(), "r", msg(t, "r")); err != nil {
+				t.Errorf("Publish: %v", err)
+				return
+			}
+		}
+	}()
+	kills := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-time.After(15 * time.Millisecond):
+			n, err := admin.ClientKillByFilter(t.Context(), "TYPE", "pubsub").Result()
+			if err != nil {
+				t.Fatalf("CLIENT KILL: %v", err)
+			}
+			kills += int(n)
+		}
+	}
+	got := rec.WaitPublications(t, "r", total)
+	if want := span(1, total); !slices.Equal(seqs(got), want) {
+		t.Errorf("got %d publications, not seqs 1..%d in order", len(got), total)
+	}
+	t.Logf("%d connections killed; subscriber stats %+v", kills, sub.Stats())
+	if kills == 0 {
+		t.Errorf("no pub/sub connection was killed: the test tested nothing")
+	}
+}
+
+func span(first, last uint64) []uint64 {
+	var s []uint64
+	for q := first; q <= last; q++ {
+		s = append(s, q)
+	}
+	return s
+}
+
+// TestRestart: while Redis is down calls fail fast with ErrUnavailable and
+// subscriptions are kept; when it is back they are restored without action,
+// and the lost history shows as a new epoch.
+func TestRestart(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	const opTimeout = time.Second
+	cfg := Config{KeyPrefix: uniquePrefix(), OpTimeout: opTimeout}
+	sub, rec := startBroker(t, srv, cfg)
+	pub, _ := startBroker(t, srv, cfg)
+	ctx := t.Context()
+	if err := sub.SubscribeRoom(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.SubscribeUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	before := mustPublish(t, pub, "r")
+	rec.WaitPublications(t, "r", 1)
+
+	srv.Stop()
+	checkDown(t, pub, opTimeout)
+	if err := sub.SubscribeRoom(ctx, "r2"); err != nil {
+		t.Errorf("SubscribeRoom while down = %v, want nil", err)
+	}
+
+	srv.Start()
+	eventually(t, 10*time.Second, "Ready after restart", func() error { return pub.Ready(ctx) })
+	var after hub.Publication
+	eventually(t, 10*time.Second, "Publish after restart", func() (err error) {
+		after, _, err = pub.Publish(ctx, "r", msg(t, "r"))
+		return err
+	})
+	if after.Epoch == before.Epoch || after.Seq != 1 {
+		t.Errorf("after restart published seq %d epoch %q, want seq 1 in a new epoch (not %q)",
+			after.Seq, after.Epoch, before.Epoch)
+	}
+	checkRestored(t, pub, rec, after)
+}
+
+// checkDown checks the calls of a broker whose Redis is down.
+func checkDown(t *testing.T, b *Broker, opTimeout time.Duration) {
+	t.Helper()
+	ctx := t.Context()
+	start := time.Now()
+	_, _, err := b.Publish(ctx, "r", msg(t, "r"))
+	if !errors.Is(err, hub.ErrUnavailable) {
+		t.Errorf("Publish while down = %v, want ErrUnavailable", err)
+	}
+	if elapsed := time.Since(start); elapsed > opTimeout {
+		t.Errorf("Publish while down took %v, want at most %v", elapsed, opTimeout)
+	}
+	if err := b.Ready(ctx); !errors.Is(err, hub.ErrUnavailable) {
+		t.Errorf("Ready while down = %v, want ErrUnavailable", err)
+	}
+	if _, err := b.History(ctx, "r", hub.HistoryQuery{}); !errors.Is(err, hub.ErrUnavailable) {
+		t.Errorf("History while down = %v, want ErrUnavailable", err)
+	}
+}
+
+// checkRestored checks that the subscriptions of TestRestart's subscriber
+// work again: room r got the publication after, room r2 (subscribed while
+// down) and user bob get what pub sends.
+func checkRestored(t *testing.T, pub *Broker, rec *hubtest.Recorder, after hub.Publication) {
+	t.Helper()
+	rec.Wait(t, "the publication after restart", func() bool {
+		return slices.ContainsFunc(rec.Publications("r"), func(p hub.Publication) bool { return p.Epoch == after.Epoch })
+	})
+	mustPublish(t, pub, "r2")
+	rec.WaitPublications(t, "r2", 1)
+	e := hub.Event{Kind: hub.EventFrame, Frame: []byte(`{"type":"dm"}`)}
+	eventually(t, 10*time.Second, "SendUser after restart", func() error {
+		delivered, _, err := pub.SendUser(t.Context(), "bob", e, "")
+		if err == nil && !delivered {
+			err = errors.New("not delivered")
+		}
+		return err
+	})
+	rec.Wait(t, "the user event", func() bool { return len(rec.UserEvents("bob")) > 0 })
+}
+
+// TestPublishTimeout: a publish that times out may have run; the error says
+// so, and a retry with the same key cannot publish twice.
+func TestPublishTimeout(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	const opTimeout = 300 * time.Millisecond
+	b, _ := startBroker(t, srv, Config{OpTimeout: opTimeout})
+	ctx := t.Context()
+	mustPublish(t, b, "r") // loads the script
+	admin := srv.Client(t)
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", "5000", "WRITE").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	r := msg(t, "r")
+	r.IdempotencyKey = "k"
+	start := time.Now()
+	_, _, err := b.Publish(ctx, "r", r)
+	if !errors.Is(err, hub.ErrUnavailable) || !errors.Is(err, hub.ErrMaybeDelivered) {
+		t.Errorf("Publish while paused = %v, want ErrUnavailable and ErrMaybeDelivered", err)
+	}
+	if elapsed := time.Since(start); elapsed > opTimeout+500*time.Millisecond {
+		t.Errorf("Publish while paused took %v, want about %v", elapsed, opTimeout)
+	}
+	if err := admin.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatalf("CLIENT UNPAUSE: %v", err)
+	}
+	eventually(t, 5*time.Second, "retry", func() error {
+		_, _, err := b.Publish(ctx, "r", r)
+		return err
+	})
+	page, err := b.History(ctx, "r", hub.HistoryQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Publications) != 2 {
+		t.Errorf("history has seqs %v, want 2: the first and the keyed one, once", seqs(page.Publications))
+	}
+}
+
+// TestConcurrentClose: Close while calls are in flight neither hangs nor
+// races.
+func TestConcurrentClose(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	b := newBroker(t, srv, Config{})
+	if err := b.Start(context.Background(), hubtest.NewRecorder()); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				b.SubscribeRoom(t.Context(), "r")
+				b.Publish(t.Context(), "r", msg(t, "r"))
+				b.UnsubscribeRoom(t.Context(), "r")
+			}
+		})
+	}
+	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	wg.Wait()
+}
+
+// gatedHandler is a Recorder whose delivery of room "gate" blocks until open
+// is closed, simulating a receive loop that fell behind.
+type gatedHandler struct {
+	*hubtest.Recorder
+	open chan struct{}
+}
+
+func (h gatedHandler) HandlePublication(room string, p hub.Publication) {
+	if room == "gate" {
+		<-h.open
+	}
+	h.Recorder.HandlePublication(room, p)
+}
+
+// TestRepairReadsOnlyTheGap: when the loop is behind, a gap is repaired by
+// reading only the missing range, not what is still buffered: history that
+// moved on meanwhile does not turn buffered publications into losses.
+func TestRepairReadsOnlyTheGap(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	b := newBroker(t, srv, Config{HistorySize: 5})
+	h := gatedHandler{hubtest.NewRecorder(), make(chan struct{})}
+	if err := b.Start(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	ctx := t.Context()
+	for _, room := range []string{"gate", "r"} {
+		if err := b.SubscribeRoom(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustPublish(t, b, "gate") // blocks the loop
+	if _, err := b.publishSilently(ctx, "r", msg(t, "r").Message); err != nil {
+		t.Fatal(err) // seq 1, lost
+	}
+	const total = 100
+	for range total - 1 {
+		mustPublish(t, b, "r")
+	}
+	close(h.open)
+	got := h.WaitPublications(t, "r", total-1)
+	if want := span(2, total); !slices.Equal(seqs(got), want) {
+		t.Errorf("got seqs %v, want 2..%d", seqs(got), total)
+	}
+	if s := b.Stats(); s.Lost != 1 {
+		t.Errorf("stats %+v, want 1 lost: seq 1, trimmed from history before the loop read it", s)
+	}
+}
+
+// TestResyncWaitsForBuffered: when a subscription is confirmed while the
+// loop is behind and history has moved on, the resync does not count the
+// buffered publications as lost.
+func TestResyncWaitsForBuffered(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	b := newBroker(t, srv, Config{HistorySize: 5, OpTimeout: 300 * time.Millisecond})
+	h := gatedHandler{hubtest.NewRecorder(), make(chan struct{})}
+	if err := b.Start(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	ctx := t.Context()
+	if err := b.SubscribeRoom(ctx, "gate"); err != nil {
+		t.Fatal(err)
+	}
+	mustPublish(t, b, "gate") // blocks the loop
+	if err := b.SubscribeRoom(ctx, "r"); err != nil {
+		t.Fatal(err) // its confirmation waits behind the gate
+	}
+	const total = 50
+	for range total {
+		mustPublish(t, b, "r")
+	}
+	close(h.open)
+	got := h.WaitPublications(t, "r", total)
+	if want := span(1, total); !slices.Equal(seqs(got), want) {
+		t.Errorf("got seqs %v, want 1..%d", seqs(got), total)
+	}
+	if s := b.Stats(); s.Lost != 0 {
+		t.Errorf("stats %+v, want none lost", s)
+	}
+}

@@ -1,0 +1,52 @@
+package redisbroker
+
+import (
+	"context"
+	_ "embed"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The Lua scripts, embedded. redis.Script runs them with EVALSHA and falls
+// back to EVAL when Redis does not have them cached (after a restart).
+var (
+	//go:embed lua/publish.lua
+	publishLua    string
+	publishScript = redis.NewScript(publishLua)
+
+	//go:embed lua/history.lua
+	historyLua    string
+	historyScript = redis.NewScript(historyLua)
+
+	//go:embed lua/senduser.lua
+	sendUserLua    string
+	sendUserScript = redis.NewScript(sendUserLua)
+
+	//go:embed lua/presence.lua
+	presenceLua    string
+	presenceScript = redis.NewScript(presenceLua)
+)
+
+// runPipelined runs s once per args in one pipeline. A script Redis does not
+// have cached fails there with NOSCRIPT; it is then loaded and the pipeline
+// run again once.
+func runPipelined(ctx context.Context, c *redis.Client, s *redis.Script, keys [][]string, args [][]any) ([]*redis.Cmd, error) {
+	run := func() ([]*redis.Cmd, error) {
+		cmds := make([]*redis.Cmd, len(keys))
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := range keys {
+				cmds[i] = s.EvalSha(ctx, p, keys[i], args[i]...)
+			}
+			return nil
+		})
+		return cmds, err
+	}
+	cmds, err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := s.Load(ctx, c).Err(); err != nil {
+			return nil, err
+		}
+		cmds, err = run()
+	}
+	return cmds, err
+}
