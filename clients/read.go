@@ -92,7 +92,7 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 	case protocol.TypeHistory:
 		return s.history(ctx, req)
 	case protocol.TypeRefresh:
-		return protocol.Errorf(protocol.CodeBadRequest, "refresh needs auth, which is off on this server")
+		return s.refresh(req)
 	}
 	return protocol.Errorf(protocol.CodeUnknownType, "unknown frame type")
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -38,6 +40,15 @@ type Config struct {
 	// Authenticate, when set, decides the identity of an upgrade request.
 	// Default: anonymous, the user name taken from ?name=.
 	Authenticate func(r *http.Request) (Identity, error)
+	// Refresh, when set, verifies the token of a refresh frame. A
+	// connection whose Identity.Expires passes without a refresh is closed
+	// with 4001. Default: refresh frames are refused.
+	Refresh func(token string) (Identity, error)
+	// MaxConnections caps this server's connections (503 beyond it), and
+	// MaxConnectionsPerIP the connections from one remote IP (429 beyond
+	// it). 0 means no limit.
+	MaxConnections      int
+	MaxConnectionsPerIP int
 	// CheckOrigin, when set, vets the request's Origin before the upgrade.
 	// Default: every origin is allowed.
 	CheckOrigin func(r *http.Request) error
@@ -72,6 +83,10 @@ type Server struct {
 	hub *hub.Hub
 	cfg Config
 	log zerolog.Logger
+
+	mu    sync.Mutex
+	total int            // open connections
+	perIP map[string]int // open connections per remote IP
 }
 
 // NewServer returns a Server for h.
@@ -91,7 +106,7 @@ func NewServer(h *hub.Hub, cfg Config) *Server {
 	if cfg.Authenticate == nil {
 		cfg.Authenticate = Anonymous
 	}
-	return &Server{hub: h, cfg: cfg, log: cfg.Logger}
+	return &Server{hub: h, cfg: cfg, log: cfg.Logger, perIP: make(map[string]int)}
 }
 
 // Anonymous identifies a request by its ?name= parameter, or a generated
@@ -121,6 +136,12 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
+	ip := remoteIP(r)
+	if err := srv.admit(ip); err != nil {
+		WriteError(w, err)
+		return
+	}
+	defer srv.leave(ip)
 	// Origin was vetted above, with JSON errors; the library's own check
 	// would answer in plain text.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
@@ -129,6 +150,40 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s := newSession(srv, conn, id, r.RemoteAddr)
 	s.serve(context.WithoutCancel(r.Context()))
+}
+
+// admit takes a connection slot for ip, or refuses when a limit is reached.
+func (srv *Server) admit(ip string) error {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if max := srv.cfg.MaxConnections; max > 0 && srv.total >= max {
+		return &HTTPError{http.StatusServiceUnavailable, protocol.CodeTooMany, "server is at its connection limit: try another node or later"}
+	}
+	if max := srv.cfg.MaxConnectionsPerIP; max > 0 && srv.perIP[ip] >= max {
+		return &HTTPError{http.StatusTooManyRequests, protocol.CodeTooMany, "too many connections from your address"}
+	}
+	srv.total++
+	srv.perIP[ip]++
+	return nil
+}
+
+func (srv *Server) leave(ip string) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	srv.total--
+	if srv.perIP[ip]--; srv.perIP[ip] == 0 {
+		delete(srv.perIP, ip)
+	}
+}
+
+// remoteIP is the request's peer address without its port. Proxies are not
+// trusted: behind a load balancer, limit per IP there.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // WriteError writes err as an HTTP error with a JSON body

@@ -35,7 +35,8 @@ type Session struct {
 	closeReason string
 	wake        chan struct{} // capacity 1: the write loop has work
 
-	limit limiter
+	limit  limiter
+	expiry *time.Timer // closes the session when its credentials expire; nil without expiry
 }
 
 var _ hub.Session = (*Session)(nil)
@@ -121,6 +122,11 @@ func (s *Session) serve(ctx context.Context) {
 		Node: s.srv.cfg.NodeID, Protocol: protocol.Version,
 	}))
 
+	if !s.ident.Expires.IsZero() {
+		s.expiry = time.AfterFunc(time.Until(s.ident.Expires), s.expire)
+		defer s.expiry.Stop()
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -135,6 +141,34 @@ func (s *Session) serve(ctx context.Context) {
 	wg.Wait()
 	s.srv.hub.Disconnect(s)
 	s.logClose(err, byServer)
+}
+
+// expire closes a session whose token ran out without a refresh.
+func (s *Session) expire() {
+	s.Close(protocol.CloseTokenExpired, "token expired")
+}
+
+// refresh replaces the session's credentials with a new token's, which
+// must name the same user, and pushes its expiry back.
+func (s *Session) refresh(req protocol.Request) error {
+	if s.srv.cfg.Refresh == nil || s.expiry == nil {
+		return protocol.Errorf(protocol.CodeBadRequest, "refresh needs auth, which is off on this server")
+	}
+	id, err := s.srv.cfg.Refresh(req.Token)
+	if err != nil {
+		var he *HTTPError
+		if errors.As(err, &he) {
+			return protocol.Errorf(he.Code, he.Message)
+		}
+		return err
+	}
+	if id.User != s.ident.User {
+		return protocol.Errorf(protocol.CodeForbidden, "the new token is for another user")
+	}
+	s.ident.Expires, s.ident.CanJoin = id.Expires, id.CanJoin
+	s.expiry.Reset(time.Until(id.Expires))
+	s.Send(protocol.Encode(protocol.Refreshed{Type: protocol.TypeRefreshed, ID: req.ID, Exp: id.Expires.Unix()}))
+	return nil
 }
 
 // logClose writes the disconnect line: the code the server sent when it

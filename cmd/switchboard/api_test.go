@@ -245,3 +245,72 @@ func FuzzDecodeAPIMessage(f *testing.F) {
 		}
 	})
 }
+
+func TestTokenExpiryAndRefresh(t *testing.T) {
+	base, _ := startRun(t, map[string]string{"SWITCHBOARD_JWT_SECRET": testSecret})
+	short := func(user string, d time.Duration, rooms ...string) string {
+		c := jwt.MapClaims{"sub": user, "exp": time.Now().Add(d).Unix()}
+		if rooms != nil {
+			c["rooms"] = rooms
+		}
+		return sign(t, testSecret, c)
+	}
+
+	// Not refreshed: closed with 4001 when the token expires.
+	c := dial(t, base, "?token="+short("alice", 2*time.Second), nil)
+	c.expect("welcome")
+	if got := c.closeStatus(); got != 4001 {
+		t.Fatalf("expired session closed with %v, want 4001", got)
+	}
+
+	// Refreshed in time: stays open past the first expiry.
+	r := dial(t, base, "?token="+short("bob", 2*time.Second, "team-*"), nil)
+	r.expect("welcome")
+	r.send(`{"type":"refresh","token":"` + short("mallory", time.Hour) + `","id":1}`)
+	if e := r.expect("error"); e["code"] != "forbidden" {
+		t.Fatalf("refresh with another user's token = %v", e)
+	}
+	r.send(`{"type":"refresh","token":"garbage","id":2}`)
+	if e := r.expect("error"); e["code"] != "unauthorized" {
+		t.Fatalf("refresh with garbage = %v", e)
+	}
+	r.send(`{"type":"refresh","token":"` + short("bob", time.Hour, "lobby") + `","id":3}`)
+	if ok := r.expect("refreshed"); ok["id"] != 3.0 || ok["exp"] == nil {
+		t.Fatalf("refreshed = %v", ok)
+	}
+	time.Sleep(3 * time.Second)
+	r.send(`{"type":"join","room":"lobby","id":4}`)
+	r.expect("joined") // the new token's rooms apply
+	r.send(`{"type":"history","room":"team-x","id":5}`)
+	if e := r.expect("error"); e["code"] != "forbidden" {
+		t.Fatalf("history outside the refreshed rooms = %v", e)
+	}
+}
+
+func TestConnectionLimits(t *testing.T) {
+	base, _ := startRun(t, map[string]string{"SWITCHBOARD_MAX_CONNECTIONS_PER_IP": "2"})
+	a := dial(t, base, "?name=a", nil)
+	a.expect("welcome")
+	b := dial(t, base, "?name=b", nil)
+	b.expect("welcome")
+	_, err := dialErr(t, base, "?name=c", nil)
+	var de *dialError
+	if !errors.As(err, &de) || de.status != 429 {
+		t.Fatalf("third connection from one IP: %v, want 429", err)
+	}
+	a.c.Close(1000, "")
+	eventually(t, 5*time.Second, func() error {
+		c, err := dialErr(t, base, "?name=c", nil)
+		if err != nil {
+			return err
+		}
+		c.expect("welcome")
+		return nil
+	})
+
+	full, _ := startRun(t, map[string]string{"SWITCHBOARD_MAX_CONNECTIONS": "1"})
+	dial(t, full, "?name=a", nil).expect("welcome")
+	if _, err := dialErr(t, full, "?name=b", nil); !errors.As(err, &de) || de.status != 503 {
+		t.Fatalf("connection over the node's limit: %v, want 503", err)
+	}
+}

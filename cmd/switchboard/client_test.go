@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,12 +13,15 @@ import (
 	"github.com/coder/websocket"
 )
 
-// wsClient is a test client that reads frames one at a time, splitting
-// batched messages.
+// wsClient is a test client. A background goroutine reads the connection
+// and splits batched messages into frames, so reads can time out without
+// closing the connection (coder/websocket closes a connection whose Read
+// context expires).
 type wsClient struct {
-	t       testing.TB
-	c       *websocket.Conn
-	pending [][]byte
+	t      testing.TB
+	c      *websocket.Conn
+	frames chan []byte
+	err    error // the read error, set before frames is closed
 }
 
 // dial connects to the server at base (http://…) with the query and header.
@@ -41,8 +45,25 @@ func dialErr(t testing.TB, base, query string, header http.Header) (*wsClient, e
 		}
 		return nil, err
 	}
+	c.SetReadLimit(1 << 20)
+	wc := &wsClient{t: t, c: c, frames: make(chan []byte, 4096)}
+	go wc.readLoop()
 	t.Cleanup(func() { c.CloseNow() })
-	return &wsClient{t: t, c: c}, nil
+	return wc, nil
+}
+
+func (c *wsClient) readLoop() {
+	defer close(c.frames)
+	for {
+		_, b, err := c.c.Read(context.Background())
+		if err != nil {
+			c.err = err
+			return
+		}
+		for _, f := range bytes.Split(b, []byte("\n")) {
+			c.frames <- f
+		}
+	}
 }
 
 type dialError struct {
@@ -61,25 +82,27 @@ func (c *wsClient) send(frame string) {
 	}
 }
 
-// read returns the next frame as a map, or the read error.
-func (c *wsClient) read() (map[string]any, error) {
-	if len(c.pending) == 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, b, err := c.c.Read(ctx)
-		if err != nil {
-			return nil, err
+var errNoFrame = errors.New("no frame in time")
+
+// readWithin returns the next frame as a map, the connection's read error,
+// or errNoFrame after d.
+func (c *wsClient) readWithin(d time.Duration) (map[string]any, error) {
+	select {
+	case b, ok := <-c.frames:
+		if !ok {
+			return nil, c.err
 		}
-		c.pending = bytes.Split(b, []byte("\n"))
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			c.t.Fatalf("frame %s is not JSON: %v", b, err)
+		}
+		return m, nil
+	case <-time.After(d):
+		return nil, errNoFrame
 	}
-	b := c.pending[0]
-	c.pending = c.pending[1:]
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		c.t.Fatalf("frame %s is not JSON: %v", b, err)
-	}
-	return m, nil
 }
+
+func (c *wsClient) read() (map[string]any, error) { return c.readWithin(10 * time.Second) }
 
 // expect reads frames until one of type typ arrives, failing on a read error.
 func (c *wsClient) expect(typ string) map[string]any {
@@ -95,11 +118,28 @@ func (c *wsClient) expect(typ string) map[string]any {
 	}
 }
 
+// readType waits up to d for a frame of type typ.
+func (c *wsClient) readType(typ string, d time.Duration) (map[string]any, error) {
+	deadline := time.Now().Add(d)
+	for {
+		m, err := c.readWithin(time.Until(deadline))
+		if err != nil {
+			return nil, err
+		}
+		if m["type"] == typ {
+			return m, nil
+		}
+	}
+}
+
 // closeStatus reads until the connection closes and returns its status.
 func (c *wsClient) closeStatus() websocket.StatusCode {
 	c.t.Helper()
 	for {
 		if _, err := c.read(); err != nil {
+			if errors.Is(err, errNoFrame) {
+				c.t.Fatal("connection did not close")
+			}
 			return websocket.CloseStatus(err)
 		}
 	}

@@ -22,6 +22,7 @@ type config struct {
 	HistorySize     int
 	HistoryTTL      time.Duration
 	RedisURL        string
+	PresenceTTL     time.Duration
 	ShutdownTimeout time.Duration
 
 	JWTSecret         string
@@ -54,6 +55,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.HistorySize, "history-size", 100, "messages kept per room")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 24*time.Hour, "how long a room's history lives after its last message")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:6379/0) for a cluster; empty runs single-node in memory")
+	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 30*time.Second, "with Redis: how long a crashed node's users stay in presence (nodes refresh every third of it)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret (at least 32 bytes); when set, every connection needs a JWT")
 	fs.StringVar(&c.APIKey, "api-key", "", "key of the server HTTP API under /api (Authorization: Bearer KEY); empty disables the API")
@@ -118,6 +120,8 @@ func (c *config) validate() error {
 		return errors.New("history-size must be 1-100000")
 	case c.HistoryTTL < time.Second:
 		return errors.New("history-ttl must be at least 1s")
+	case c.PresenceTTL < time.Second:
+		return errors.New("presence-ttl must be at least 1s")
 	case c.ShutdownTimeout <= 0:
 		return errors.New("shutdown-timeout must be positive")
 	case c.LogFormat != "" && c.LogFormat != "console" && c.LogFormat != "json":

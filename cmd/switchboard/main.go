@@ -16,11 +16,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
 	"github.com/switchboard-chat/switchboard/clients"
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/redisbroker"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -62,22 +64,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	h := hub.New(broker, presence, hub.Config{Logger: log, MaxRoomsPerSession: cfg.MaxRoomsPerClient})
+	h := hub.New(broker, presence, hub.Config{
+		Logger:             log,
+		MaxRoomsPerSession: cfg.MaxRoomsPerClient,
+		MaxReplayBytes:     cfg.QueueBytes / 2,
+	})
 	if err := h.Start(ctx); err != nil {
 		broker.Close(context.Background())
 		return fmt.Errorf("start hub: %w", err)
 	}
 	wsCfg := clients.Config{
-		NodeID:      cfg.NodeID,
-		MaxFrame:    int64(cfg.MaxFrame),
-		QueueBytes:  cfg.QueueBytes,
-		RateLimit:   rate.Limit(cfg.RateLimit),
-		CheckOrigin: originChecker(cfg.AllowedOrigins),
-		Logger:      log,
+		NodeID:              cfg.NodeID,
+		MaxFrame:            int64(cfg.MaxFrame),
+		QueueBytes:          cfg.QueueBytes,
+		RateLimit:           rate.Limit(cfg.RateLimit),
+		CheckOrigin:         originChecker(cfg.AllowedOrigins),
+		MaxConnections:      cfg.MaxConnections,
+		MaxConnectionsPerIP: cfg.MaxConnectionsIP,
+		Logger:              log,
 	}
 	if cfg.JWTSecret != "" {
 		auth := tokenAuth{secret: []byte(cfg.JWTSecret)}
 		wsCfg.Authenticate = auth.identify
+		wsCfg.Refresh = auth.verify
 	} else {
 		log.Warn().Msg("auth is off: anyone can connect under any ?name= (set SWITCHBOARD_JWT_SECRET to require tokens)")
 	}
@@ -132,7 +141,18 @@ func shutdown(srv *http.Server, h *hub.Hub, broker hub.Broker, timeout time.Dura
 // is configured.
 func newBroker(ctx context.Context, cfg config, log zerolog.Logger) (hub.Broker, hub.Presence, error) {
 	if cfg.RedisURL != "" {
-		return nil, nil, fmt.Errorf("%w: --redis-url is not supported yet", errUsage)
+		redis.SetLogger(redisLogger{log})
+		b, err := redisbroker.New(redisbroker.Config{
+			URL:         cfg.RedisURL,
+			NodeID:      cfg.NodeID,
+			HistorySize: cfg.HistorySize,
+			HistoryTTL:  cfg.HistoryTTL,
+			PresenceTTL: cfg.PresenceTTL,
+		}, log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: redis-url: %v", errUsage, err)
+		}
+		return b, b, nil
 	}
 	b := hub.NewMemoryBroker(hub.MemoryConfig{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
 	return b, hub.NewMemoryPresence(), nil

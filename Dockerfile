@@ -1,0 +1,13 @@
+# Switchboard: a static binary on a distroless base.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /switchboard ./cmd/switchboard
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /switchboard /switchboard
+EXPOSE 8080
+USER nonroot
+ENTRYPOINT ["/switchboard"]
