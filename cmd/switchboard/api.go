@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -256,11 +259,41 @@ func apiHandler(f func(w http.ResponseWriter, r *http.Request) error) http.Handl
 	})
 }
 
-// handleStats reports this node's counters: GET /api/stats.
-func handleStats(h *hub.Hub, nodeID string, log zerolog.Logger) http.Handler {
+// clusterRegistry is what a clustered broker offers for /api/stats: the
+// registry entry (the counters as JSON) of every live node.
+type clusterRegistry interface {
+	NodeInfos(ctx context.Context) (map[string][]byte, error)
+}
+
+// handleStats reports the counters of this node, of every live node, and
+// their totals: GET /api/stats. Other nodes' counters are as of their last
+// heartbeat (a few seconds old); this node's are live.
+func handleStats(h *hub.Hub, broker hub.Broker, nodeID string, log zerolog.Logger) http.Handler {
 	return apiHandler(func(w http.ResponseWriter, r *http.Request) error {
-		node := nodeStats{Node: nodeID, Stats: h.Stats()}
-		writeJSON(w, http.StatusOK, map[string]any{"node": node, "nodes": []nodeStats{node}, "cluster": node.Stats})
+		local := nodeStats{Node: nodeID, Stats: h.Stats()}
+		nodes := []nodeStats{local}
+		if reg, ok := broker.(clusterRegistry); ok {
+			infos, err := reg.NodeInfos(r.Context())
+			if err != nil {
+				return hubError(err, log)
+			}
+			for id, info := range infos {
+				var st hub.Stats
+				if id == nodeID || json.Unmarshal(info, &st) != nil {
+					continue
+				}
+				nodes = append(nodes, nodeStats{Node: id, Stats: st})
+			}
+			slices.SortFunc(nodes, func(a, b nodeStats) int { return strings.Compare(a.Node, b.Node) })
+		}
+		var total hub.Stats
+		for _, n := range nodes {
+			total.Sessions += n.Sessions
+			total.Users += n.Users
+			total.Rooms += n.Rooms
+			total.Published += n.Published
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"node": local, "nodes": nodes, "cluster": total})
 		return nil
 	})
 }

@@ -334,3 +334,48 @@ func getErr(url string) (int, error) {
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// TestClusterAPI: the server API of one node acts on the whole cluster.
+func TestClusterAPI(t *testing.T) {
+	redis := redistest.Start(t)
+	nodes := startCluster(t, redis.URL(), 2, map[string]string{
+		"SWITCHBOARD_API_KEY":      testKey,
+		"SWITCHBOARD_PRESENCE_TTL": "3s",
+	})
+	bob := dial(t, nodes[1], "?name=bob", nil)
+	bob.send(`{"type":"join","room":"lobby"}`)
+	bob.expect("joined")
+	bob2 := dial(t, nodes[0], "?name=bob", nil)
+	bob2.expect("welcome")
+
+	code, body := api(t, "POST", nodes[0]+"/api/rooms/lobby/messages", testKey, `{"data":"from the backend"}`)
+	if code != 200 {
+		t.Fatalf("publish: %d %v", code, body)
+	}
+	if m := bob.expect("message"); m["data"] != "from the backend" {
+		t.Fatalf("bob on node 2 got %v", m)
+	}
+	if code, body = api(t, "GET", nodes[0]+"/api/rooms/lobby/presence", testKey, ""); code != 200 || len(body["members"].([]any)) != 1 {
+		t.Fatalf("presence via node 1: %d %v", code, body)
+	}
+
+	eventually(t, 10*time.Second, func() error {
+		_, body := api(t, "GET", nodes[0]+"/api/stats", testKey, "")
+		nodeList, _ := body["nodes"].([]any)
+		cluster, _ := body["cluster"].(map[string]any)
+		if len(nodeList) != 2 || cluster["connections"] != 2.0 {
+			return fmt.Errorf("stats = %v, want two nodes and two connections", body)
+		}
+		return nil
+	})
+
+	code, body = api(t, "DELETE", nodes[0]+"/api/users/bob/sessions", testKey, "")
+	if code != 200 || body["disconnected"] != true {
+		t.Fatalf("kick: %d %v", code, body)
+	}
+	for _, c := range []*wsClient{bob, bob2} {
+		if got := c.closeStatus(); got != 4003 {
+			t.Fatalf("bob closed with %v, want 4003 on every node", got)
+		}
+	}
+}

@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -60,11 +61,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log = log.With().Str("node", cfg.NodeID).Logger()
 
-	broker, presence, err := newBroker(ctx, cfg, log)
+	var h *hub.Hub
+	nodeInfo := func() []byte { // the node's registry entry: its counters
+		b, _ := json.Marshal(h.Stats())
+		return b
+	}
+	broker, presence, err := newBroker(cfg, nodeInfo, log)
 	if err != nil {
 		return err
 	}
-	h := hub.New(broker, presence, hub.Config{
+	h = hub.New(broker, presence, hub.Config{
 		Logger:             log,
 		MaxRoomsPerSession: cfg.MaxRoomsPerClient,
 		MaxReplayBytes:     cfg.QueueBytes / 2,
@@ -97,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	var draining atomic.Bool
 	srv := &http.Server{
-		Handler:           routes(h, ws, &draining, cfg, log),
+		Handler:           routes(h, broker, ws, &draining, cfg, log),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -139,7 +145,7 @@ func shutdown(srv *http.Server, h *hub.Hub, broker hub.Broker, timeout time.Dura
 
 // newBroker returns the in-memory broker, or the Redis one when a Redis URL
 // is configured.
-func newBroker(ctx context.Context, cfg config, log zerolog.Logger) (hub.Broker, hub.Presence, error) {
+func newBroker(cfg config, nodeInfo func() []byte, log zerolog.Logger) (hub.Broker, hub.Presence, error) {
 	if cfg.RedisURL != "" {
 		redis.SetLogger(redisLogger{log})
 		b, err := redisbroker.New(redisbroker.Config{
@@ -148,6 +154,7 @@ func newBroker(ctx context.Context, cfg config, log zerolog.Logger) (hub.Broker,
 			HistorySize: cfg.HistorySize,
 			HistoryTTL:  cfg.HistoryTTL,
 			PresenceTTL: cfg.PresenceTTL,
+			NodeInfo:    nodeInfo,
 		}, log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: redis-url: %v", errUsage, err)

@@ -16,7 +16,7 @@ import (
 
 // routes returns every HTTP route of the server. The server API under /api
 // exists only when an API key is configured.
-func routes(h *hub.Hub, ws *clients.Server, draining *atomic.Bool, cfg config, log zerolog.Logger) http.Handler {
+func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.Bool, cfg config, log zerolog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", ws)
 	mux.Handle("GET /healthz", handleHealthz())
@@ -30,7 +30,7 @@ func routes(h *hub.Hub, ws *clients.Server, draining *atomic.Bool, cfg config, l
 	api.Handle("GET /api/rooms/{room}/presence", handleRoomPresence(h, log))
 	api.Handle("POST /api/users/{user}/messages", handleUserMessage(h, limit, log))
 	api.Handle("DELETE /api/users/{user}/sessions", handleKick(h, log))
-	api.Handle("GET /api/stats", handleStats(h, cfg.NodeID, log))
+	api.Handle("GET /api/stats", handleStats(h, broker, cfg.NodeID, log))
 	api.Handle("/api/", handleNotFound())
 	if cfg.APIKey != "" {
 		mux.Handle("/api/", requireKey(cfg.APIKey, api))

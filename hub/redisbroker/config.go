@@ -31,6 +31,10 @@ type Config struct {
 	PresenceTTL time.Duration
 	// OpTimeout bounds every Redis call. Default 3s.
 	OpTimeout time.Duration
+	// NodeInfo, when set, returns what the node's registry entry holds
+	// (for example its counters as JSON), refreshed with every heartbeat;
+	// NodeInfos reads them back. Default: "1".
+	NodeInfo func() []byte
 	// KeyPrefix starts every Redis key and channel name the broker uses, so
 	// that several clusters (or tests) can share one Redis. Default "sb:".
 	KeyPrefix string

@@ -99,7 +99,11 @@ func (b *Broker) maintain(ctx context.Context) {
 func (b *Broker) heartbeat(ctx context.Context) {
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
-	if err := b.client.Set(ctx, b.nodeKey(b.cfg.NodeID), "1", b.cfg.PresenceTTL).Err(); err != nil {
+	var info any = "1"
+	if b.cfg.NodeInfo != nil {
+		info = b.cfg.NodeInfo()
+	}
+	if err := b.client.Set(ctx, b.nodeKey(b.cfg.NodeID), info, b.cfg.PresenceTTL).Err(); err != nil {
 		b.log.Warn().Err(err).Msg("node heartbeat failed")
 	}
 }
@@ -211,4 +215,30 @@ func globEscape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// NodeInfos returns the registry entry of every live node, by node id: what
+// each node's Config.NodeInfo returned at its last heartbeat.
+func (b *Broker) NodeInfos(ctx context.Context) (map[string][]byte, error) {
+	nodes, err := b.Nodes(ctx)
+	if err != nil || len(nodes) == 0 {
+		return nil, err
+	}
+	ctx, cancel := b.opContext(ctx)
+	defer cancel()
+	keys := make([]string, len(nodes))
+	for i, n := range nodes {
+		keys[i] = b.nodeKey(n)
+	}
+	vals, err := b.client.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, wrap("node infos", err)
+	}
+	infos := make(map[string][]byte, len(nodes))
+	for i, v := range vals {
+		if s, ok := v.(string); ok { // nil: expired since the scan
+			infos[nodes[i]] = []byte(s)
+		}
+	}
+	return infos, nil
 }
