@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-chat/switchboard/clients"
+	"github.com/switchboard-chat/switchboard/hub/hubtest"
 )
 
 // TestNoLeakAfterDisconnect checks that a session's goroutines end when its
@@ -42,7 +43,7 @@ func TestNoLeakAfterDisconnect(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	srv.handlers.Wait()
-	if err := settled(before, timeout); err != nil {
+	if err := hubtest.Settled(before, timeout); err != nil {
 		t.Error(err)
 	}
 }

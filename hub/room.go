@@ -143,24 +143,18 @@ func (h *Hub) unsubscribe(ctx context.Context, r *room) {
 
 // deliver fans a publication out to the room's local members.
 func (h *Hub) deliver(name string, p Publication) {
-	r := h.lookup(name)
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for s, m := range r.members {
-		if m.joining {
-			h.hold(s, m, heldFrame{seq: p.Seq, epoch: p.Epoch, frame: p.Frame})
-			continue
-		}
-		s.Send(p.Frame)
-	}
+	h.fanout(name, heldFrame{seq: p.Seq, epoch: p.Epoch, frame: p.Frame})
 }
 
 // deliverEvent fans an event out to the room's local members but those of
 // e.Exclude.
 func (h *Hub) deliverEvent(name string, e Event) {
+	h.fanout(name, heldFrame{exclude: e.Exclude, frame: e.Frame})
+}
+
+// fanout hands f's frame to every local member of the room but f.exclude's
+// sessions, holding it for members still joining.
+func (h *Hub) fanout(name string, f heldFrame) {
 	r := h.lookup(name)
 	if r == nil {
 		return
@@ -168,14 +162,14 @@ func (h *Hub) deliverEvent(name string, e Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for s, m := range r.members {
-		if e.Exclude != "" && s.User() == e.Exclude {
+		if f.exclude != "" && s.User() == f.exclude {
 			continue
 		}
 		if m.joining {
-			h.hold(s, m, heldFrame{frame: e.Frame})
+			h.hold(s, m, f)
 			continue
 		}
-		s.Send(e.Frame)
+		s.Send(f.frame)
 	}
 }
 
