@@ -112,6 +112,9 @@ func (h *Hub) activate(s Session, r *room, replay []Publication, epoch string, l
 	if m == nil {
 		return
 	}
+	if r.epoch == "" {
+		r.epoch = epoch
+	}
 	for _, p := range replay {
 		s.Send(p.Frame)
 	}

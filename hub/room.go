@@ -23,6 +23,7 @@ type room struct {
 	// session sees the room's frames in delivery order.
 	mu      sync.Mutex
 	members map[Session]*member
+	epoch   string // epoch of the last publication delivered, or of the first join
 }
 
 // member is one session in a room. While joining, frames delivered to the
@@ -153,7 +154,9 @@ func (h *Hub) deliverEvent(name string, e Event) {
 }
 
 // fanout hands f's frame to every local member of the room but f.exclude's
-// sessions, holding it for members still joining.
+// sessions, holding it for members still joining. Before the first
+// publication of a new epoch (Redis lost the room's history) it tells the
+// members with an epoch frame, since the seqs start again at 1.
 func (h *Hub) fanout(name string, f heldFrame) {
 	r := h.lookup(name)
 	if r == nil {
@@ -161,6 +164,18 @@ func (h *Hub) fanout(name string, f heldFrame) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if f.seq != 0 {
+		if r.epoch != "" && f.epoch != r.epoch {
+			frame := protocol.Encode(protocol.Epoch{Type: protocol.TypeEpoch, Room: name, Epoch: f.epoch})
+			h.fanoutLocked(r, heldFrame{frame: frame})
+		}
+		r.epoch = f.epoch
+	}
+	h.fanoutLocked(r, f)
+}
+
+// fanoutLocked is fanout's loop. r.mu is held.
+func (h *Hub) fanoutLocked(r *room, f heldFrame) {
 	for s, m := range r.members {
 		if f.exclude != "" && s.User() == f.exclude {
 			continue

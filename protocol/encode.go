@@ -84,6 +84,14 @@ type MemberEvent struct {
 	User string `json:"user"`
 }
 
+// Epoch tells a room's members that its history was lost and restarted in a
+// new epoch: the next message has seq 1 of that epoch.
+type Epoch struct {
+	Type  string `json:"type"`
+	Room  string `json:"room"`
+	Epoch string `json:"epoch"`
+}
+
 // DM is a direct message as delivered to the sessions of its sender and
 // recipient.
 type DM struct {

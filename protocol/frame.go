@@ -28,6 +28,7 @@ const (
 	TypeMemberLeft   = "member_left"
 	TypeRefresh      = "refresh"
 	TypeRefreshed    = "refreshed"
+	TypeEpoch        = "epoch"
 )
 
 // History paging bounds.

@@ -223,6 +223,8 @@ export class Client {
         return this.onWelcome(f);
       case 'message':
         return this.rooms.onMessage(f);
+      case 'epoch':
+        return this.rooms.onEpoch(f);
       case 'ack':
         return this.onAck(f);
       case 'dm':

@@ -183,6 +183,16 @@ export class Rooms {
     });
   }
 
+  /** onEpoch handles the server's news that a room's history was lost and
+   * restarted in a new epoch: the stream starts again before seq 1. */
+  onEpoch(f) {
+    const room = this.rooms.get(f.room);
+    if (!room?.ready || room.stream.epoch === f.epoch) return;
+    room.stream = new RoomStream(f.epoch, 0);
+    room.info = { ...room.info, seq: 0, epoch: f.epoch };
+    this.c.emit('resync', { room: room.name, epoch: f.epoch, epochChanged: true, count: 0, lost: 0 });
+  }
+
   onMessage(f) {
     const room = this.rooms.get(f.room);
     if (!room?.ready) return; // not (yet) in the room

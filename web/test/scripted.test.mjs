@@ -97,6 +97,23 @@ describe('scripted server', () => {
     assert.deepEqual(c.rec.gaps, [{ room: 'r', lost: 1 }]);
   });
 
+  test('an epoch frame restarts the room stream at seq 1', async () => {
+    const srv = await fake((f, ws) => {
+      if (f.type === 'join') {
+        ws.out({ type: 'joined', id: f.id, room: 'r', members: [], seq: 7, epoch: 'e1' }, msg(8));
+        setTimeout(() => ws.out({ type: 'epoch', room: 'r', epoch: 'e2' }, msg(1), msg(2)), 20);
+      }
+    });
+    const c = client(srv.url);
+    const resyncs = [];
+    c.on('resync', (r) => resyncs.push(r));
+    await c.join('r');
+    await waitFor(() => c.rec.messages.length === 3, { what: 'three messages' });
+    assert.deepEqual(c.rec.messages.map((m) => m[0]), [8, 1, 2]);
+    assert.deepEqual(resyncs, [{ room: 'r', epoch: 'e2', epochChanged: true, count: 0, lost: 0 }]);
+    assert.deepEqual(c.rec.gaps, []);
+  });
+
   test('rejoins with since and epoch after a reconnect', async () => {
     const srv = await fake((f, ws, n) => {
       if (f.type !== 'join') return;
