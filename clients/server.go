@@ -194,7 +194,9 @@ func WriteError(w http.ResponseWriter, err error) {
 	errors.As(err, &e)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.Status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
 }
 
 func randomHex(n int) string {
