@@ -216,6 +216,7 @@ function suite() {
     assert.match(await bob.textContent('#conn-text'), /^Reconnecting/);
     await say(alice, 'while you were away 1');
     await say(alice, 'while you were away 2');
+    await say(alice, 'while you were away 3');
     await shot(bob, 'bob-reconnecting.png');
     servers.bob.srv = await startServer({ port, nodeId: servers.bob === servers.alice ? 'node-a' : 'node-b', redisUrl });
     await bob.waitForSelector('#conn[data-state="connected"]', { timeout: 40000 });
@@ -224,12 +225,12 @@ function suite() {
     await waitText(bob, '#messages .text', 'after restart');
     await bob.waitForTimeout(300); // would a duplicate still arrive?
 
-    const want = ['Hello bob', XSS, 'before restart', 'while you were away 1', 'while you were away 2', 'after restart'];
+    const want = ['Hello bob', XSS, 'before restart', 'while you were away 1', 'while you were away 2', 'while you were away 3', 'after restart'];
     assert.deepEqual(await texts(bob), want, 'bob gets every message exactly once, in order');
     await alice.waitForFunction(() => !document.querySelector('#messages li.pending'));
     assert.deepEqual(await texts(alice), want);
     if (servers.topology === 'two-nodes') {
-      await waitText(bob, '#messages li.system', '2 messages recovered after reconnect');
+      await waitText(bob, '#messages li.system', '3 messages recovered after reconnect');
     }
     await shot(bob, 'bob-after-restart.png');
 
