@@ -55,9 +55,26 @@ export class Connection {
     }
     this.ws = ws;
     ws.onmessage = (e) => gen === this.gen && this.h.onText(typeof e.data === 'string' ? e.data : String(e.data));
-    ws.onclose = (e) => gen === this.gen && this.lost(e.code, e.reason);
+    let opened = false;
+    ws.onopen = () => (opened = true);
+    ws.onclose = (e) => {
+      if (gen !== this.gen) return;
+      if (opened || e.code !== 1006) this.lost(e.code, e.reason);
+      else this.refused(gen);
+    };
     ws.onerror = () => {}; // a close event follows
     this.timers.connect = setTimeout(() => gen === this.gen && this.drop('connect timeout'), this.opts.connectTimeoutMs);
+  }
+
+  /** refused handles a socket that closed before it opened. A browser does
+   * not show why an upgrade failed, so this asks the same URL over HTTP: the
+   * server answers a refusal (bad name or token, foreign origin, too many
+   * connections) with its status and a JSON error, which is mapped to the
+   * close code that means the same thing; anything else is an outage. */
+  async refused(gen) {
+    const verdict = await probeRefusal(this.opts.url(), this.opts.fetch ?? globalThis.fetch);
+    if (gen !== this.gen) return;
+    this.lost(verdict?.code ?? 1006, verdict?.reason ?? '');
   }
 
   /** established marks the connection as made: no connect timeout, and the
@@ -154,5 +171,27 @@ export class Connection {
       }
       ws.send(this.wire.shift());
     }
+  }
+}
+
+/**
+ * probeRefusal GETs a WebSocket URL over HTTP and, when the server refuses it
+ * with a JSON error, returns the close code with the same meaning and the
+ * server's message: 401 → 4001 (credentials: do not retry), 400 and 403 →
+ * 1008 (policy: do not retry), 429 and 503 → 1013 (retry slowly). It
+ * returns null when there is no such answer (the server is down).
+ */
+export async function probeRefusal(wsURL, fetchFn) {
+  if (typeof fetchFn !== 'function') return null;
+  const httpURL = wsURL.replace(/^ws(s?):/, 'http$1:');
+  const codes = { 400: 1008, 401: 4001, 403: 1008, 429: 1013, 503: 1013 };
+  try {
+    const res = await fetchFn(httpURL, { cache: 'no-store' });
+    const code = codes[res.status];
+    if (!code) return null;
+    const body = await res.json();
+    return { code, reason: String(body?.error?.message ?? res.status) };
+  } catch {
+    return null;
   }
 }

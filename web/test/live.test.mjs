@@ -3,6 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
+import WebSocket from 'ws';
+
+import { connect } from '../switchboard.js';
 import { CountingWebSocket, open } from './helpers/clients.mjs';
 import { pause, serverBinary, sleep, startProxy, startServer, waitFor } from './helpers/server.mjs';
 
@@ -80,6 +83,19 @@ describe('live server', () => {
     await bob.leave('lobby');
     await waitFor(() => !alice.members('lobby').includes('bob'), { what: 'alice sees bob leave' });
     assert.deepEqual(bob.joinedRooms(), []);
+  });
+
+  test('a refused upgrade stops reconnecting and says why', async () => {
+    const srv = await server();
+    const c = connect({ url: srv.wsUrl, name: 'not a valid name!', WebSocket, backoff: { baseMs: 20, capMs: 50 } });
+    cleanup(() => c.close());
+    const statuses = [];
+    c.on('status', (s) => statuses.push(s));
+    await waitFor(() => c.status.state === 'offline', { what: 'offline after the refusal' });
+    assert.equal(c.status.code, 1008);
+    assert.match(c.status.reason, /name must be/);
+    await sleep(200);
+    assert.equal(statuses.filter((s) => s.state === 'connecting').length, 1, 'no reconnect loop');
   });
 
   test('requests time out while the server does not answer, then work again', async () => {
