@@ -25,9 +25,10 @@ type JoinRequest struct {
 // It is race-free against concurrent publishing: the session is added to the
 // room as joining before the room's position and history are read, so every
 // message published after that point reaches it, held back until the answer
-// is queued; a message that is both held and in the history read is sent
-// once, by seq. Messages published before the session was added are in the
-// history read.
+// is queued. Messages published before the session was added are in the
+// history read. A message both in the history read and delivered by the
+// broker afterwards, held back or (since a networked broker's delivery lags
+// its history) after the session went live, is sent once, by seq.
 func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
 	defer cancel()
@@ -103,8 +104,9 @@ func (h *Hub) replayFits(pubs []Publication) bool {
 }
 
 // activate queues the replayed publications and the frames held while s was
-// joining, then makes s a live member. Held publications of epoch at or
-// below seq last were already covered by the answer or the replay.
+// joining, then makes s a live member. Publications of epoch at or below seq
+// last, held or delivered later, were already covered by the answer or the
+// replay.
 func (h *Hub) activate(s Session, r *room, replay []Publication, epoch string, last uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -118,11 +120,11 @@ func (h *Hub) activate(s Session, r *room, replay []Publication, epoch string, l
 	for _, p := range replay {
 		s.Send(p.Frame)
 	}
+	m.epoch, m.last = epoch, last
 	for _, f := range m.held {
-		if f.seq != 0 && f.epoch == epoch && f.seq <= last {
-			continue
+		if m.admit(f) {
+			s.Send(f.frame)
 		}
-		s.Send(f.frame)
 	}
 	m.joining, m.held = false, nil
 }

@@ -12,3 +12,9 @@ func TestMemoryBroker(t *testing.T) {
 		return hub.NewMemoryBroker(hub.MemoryConfig{HistorySize: hubtest.HistorySize}), hub.NewMemoryPresence()
 	})
 }
+
+func TestMemoryRecovery(t *testing.T) {
+	hubtest.TestRecovery(t, func(t *testing.T) (hub.Broker, hub.Presence) {
+		return hub.NewMemoryBroker(hub.MemoryConfig{HistorySize: hubtest.HistorySize}), hub.NewMemoryPresence()
+	})
+}

@@ -32,6 +32,26 @@ type room struct {
 type member struct {
 	joining bool
 	held    []heldFrame
+	// epoch and last are the position the member got up to: the joined
+	// answer's, then that of each publication sent. A broker may deliver a
+	// publication the answer or the replay already covered, after the
+	// member went live: its delivery lags the history the join read.
+	epoch string
+	last  uint64
+}
+
+// admit reports whether f is to be sent to the live member: an event always,
+// a publication unless it is at or below the member's position in the same
+// epoch. It records an admitted publication as the member's position.
+func (m *member) admit(f heldFrame) bool {
+	if f.seq == 0 {
+		return true
+	}
+	if f.epoch == m.epoch && f.seq <= m.last {
+		return false
+	}
+	m.epoch, m.last = f.epoch, f.seq
+	return true
 }
 
 // heldFrame is a frame delivered while its member was joining. seq is 0 for
@@ -184,7 +204,9 @@ func (h *Hub) fanoutLocked(r *room, f heldFrame) {
 			h.hold(s, m, f)
 			continue
 		}
-		s.Send(f.frame)
+		if m.admit(f) {
+			s.Send(f.frame)
+		}
 	}
 }
 

@@ -75,7 +75,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxRoomsPerSession: cfg.MaxRoomsPerClient,
 		MaxReplayBytes:     cfg.QueueBytes / 2,
 	})
-	if err := h.Start(ctx); err != nil {
+	// The broker keeps delivering until shutdown closes it, after the
+	// sessions: not until ctx, which ends when shutdown begins.
+	if err := h.Start(context.WithoutCancel(ctx)); err != nil {
 		broker.Close(context.Background())
 		return fmt.Errorf("start hub: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 // its goroutines and waits for them.
 type Broker struct {
 	cfg    Config
+	opt    options
 	log    zerolog.Logger
 	client *redis.Client
 	ps     *redis.PubSub // the node's one pub/sub connection
@@ -45,6 +46,7 @@ type Broker struct {
 	held   map[string]map[string]bool // this node's presence entries: room → users
 
 	wg        sync.WaitGroup // the receive loop and the maintenance loop
+	stopped   chan struct{}  // closed when the receive loop has ended
 	closeOnce sync.Once
 	closeErr  error
 	stats     counters
@@ -86,6 +88,7 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 	client := redis.NewClient(opt)
 	return &Broker{
 		cfg:     cfg,
+		opt:     defaultOptions(),
 		log:     log.With().Str("component", "redisbroker").Str("node", cfg.NodeID).Logger(),
 		client:  client,
 		ps:      client.Subscribe(context.Background()), // no channels: does not connect
@@ -95,6 +98,7 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 		waiters: make(map[string][]waiter),
 		held:    make(map[string]map[string]bool),
 		resyncs: make(map[*roomSub]string),
+		stopped: make(chan struct{}),
 	}, nil
 }
 
@@ -116,8 +120,8 @@ func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
 	ctx, b.cancel = context.WithCancel(ctx)
 	b.h = h
 	ch := b.ps.ChannelWithSubscriptions(
-		redis.WithChannelSize(channelSize),
-		redis.WithChannelSendTimeout(channelSendTimeout),
+		redis.WithChannelSize(b.opt.channelSize),
+		redis.WithChannelSendTimeout(b.opt.channelSendTimeout),
 	)
 	b.wg.Add(2)
 	go func() {
@@ -201,9 +205,10 @@ type Stats struct {
 	// Duplicates counts publications dropped because already delivered.
 	Duplicates uint64
 	// Backlogged counts the times the receive buffer was found full. From
-	// then on go-redis drops messages it cannot buffer within
-	// channelSendTimeout, reporting them only to its process-wide logger;
-	// gap repair then restores the publications, not the events.
+	// then on go-redis drops messages it cannot buffer within a minute,
+	// reporting them only to its process-wide logger; once the buffer has
+	// drained, every room is resynced from history, which restores the
+	// publications, not the events.
 	Backlogged uint64
 	// Malformed counts messages that could not be decoded.
 	Malformed uint64

@@ -77,3 +77,12 @@ func TestCluster(t *testing.T) {
 		}
 	})
 }
+
+func TestRecovery(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	hubtest.TestRecovery(t, func(t *testing.T) (hub.Broker, hub.Presence) {
+		b := newBroker(t, srv, Config{HistorySize: hubtest.HistorySize})
+		return b, b
+	})
+}

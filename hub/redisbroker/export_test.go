@@ -2,6 +2,7 @@ package redisbroker
 
 import (
 	"context"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -56,4 +57,10 @@ func (b *Broker) subscriptionState() (rooms, users, pending, waiters int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.rooms), len(b.users), len(b.pending), len(b.waiters)
+}
+
+// setChannel sets the size of go-redis's pub/sub buffer and how long go-redis
+// waits for room in it before it drops a message. Call it before Start.
+func (b *Broker) setChannel(size int, sendTimeout time.Duration) {
+	b.opt.channelSize, b.opt.channelSendTimeout = size, sendTimeout
 }

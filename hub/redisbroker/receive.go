@@ -2,6 +2,7 @@ package redisbroker
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"time"
 
@@ -10,26 +11,16 @@ import (
 	"github.com/switchboard-chat/switchboard/hub"
 )
 
-const (
-	// channelSize is how many pub/sub messages go-redis buffers for the
-	// receive loop.
-	channelSize = 10000
-	// channelSendTimeout is how long go-redis waits for room in that buffer
-	// before it drops a message (see Stats.Backlogged). Long, because the
-	// receive loop only stalls for Redis reads bounded by OpTimeout: a
-	// longer stall means something is wrong, and Redis then disconnects the
-	// connection for its output buffer limit, which gap repair survives.
-	channelSendTimeout = time.Minute
-	// resyncInterval is how often a failed or postponed resync is tried
-	// again.
-	resyncInterval = 500 * time.Millisecond
-)
+// resyncInterval is how often a failed or postponed resync is tried again.
+const resyncInterval = 500 * time.Millisecond
 
 // receive is the receive loop: it delivers what the node's pub/sub
-// connection receives, repairs gaps from history, and on exit closes the
-// connection and drains go-redis's buffer so that its goroutine ends too.
+// connection receives, repairs gaps from history, and on exit releases the
+// callers awaiting a confirmation, closes the connection and drains
+// go-redis's buffer so that its goroutine ends too.
 func (b *Broker) receive(ctx context.Context, ch <-chan any) {
 	defer func() {
+		close(b.stopped)
 		b.ps.Close()
 		for range ch {
 		}
@@ -47,6 +38,7 @@ func (b *Broker) receive(ctx context.Context, ch <-chan any) {
 			if !ok {
 				return
 			}
+			wasFull := full
 			full = b.noteBacklog(len(ch), full)
 			switch m := m.(type) {
 			case *redis.Message:
@@ -56,20 +48,40 @@ func (b *Broker) receive(ctx context.Context, ch <-chan any) {
 					b.resync(ctx, room, st, time.Now())
 				}
 			}
+			if wasFull && !full {
+				b.resyncAll(ctx)
+			}
 		}
 	}
 }
 
+// resyncAll resyncs every subscribed room whose position is known, once a
+// full buffer has drained. While it was full go-redis may have dropped
+// messages, of any room; a drop is repaired when the room's next
+// publication shows the gap, but the last ones dropped may have none.
+func (b *Broker) resyncAll(ctx context.Context) {
+	b.mu.Lock()
+	rooms := maps.Clone(b.rooms)
+	b.mu.Unlock()
+	for room, st := range rooms {
+		if st.known {
+			b.unsettled(room, st)
+		}
+	}
+	b.resyncPending(ctx)
+}
+
 // noteBacklog counts and logs the buffer becoming full (n is its length
-// after a receive) and reports whether it is still considered full.
+// after a receive) and reports whether it is still considered full: from
+// then until it is half empty.
 func (b *Broker) noteBacklog(n int, full bool) bool {
 	switch {
-	case !full && n >= channelSize-1:
+	case !full && n >= b.opt.channelSize-1:
 		b.stats.backlogged.Add(1)
-		b.log.Warn().Int("buffered", n).Dur("drop_after", channelSendTimeout).
+		b.log.Warn().Int("buffered", n).Dur("drop_after", b.opt.channelSendTimeout).
 			Msg("receive buffer full: pub/sub messages may be dropped; publications will be repaired from history")
 		return true
-	case full && n < channelSize/2:
+	case full && n < b.opt.channelSize/2:
 		return false
 	}
 	return full

@@ -24,6 +24,11 @@ const resyncGrace = 2 * time.Second
 // duplicates). If it does not, some of what it lacks may be buffered, so
 // the resync waits for the room's next publication, which settles the gap as
 // above; without one within resyncGrace it delivers what history has.
+//
+// go-redis drops messages when its buffer stays full (the receive loop fell
+// far behind). A drop followed by a publication of the room is a gap as
+// above, but the last ones dropped may be followed by none: once the buffer
+// has drained, every room is resynced.
 
 // roomSub is the delivery state of a subscribed room. SubscribeRoom fills it
 // in before it is in Broker.rooms; from then on only the receive loop uses

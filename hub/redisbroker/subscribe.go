@@ -148,14 +148,17 @@ func (b *Broker) confirmLocked(channel, kind string) {
 	}
 }
 
-// await waits for w's confirmation or ctx. A confirmation that does not come
-// in time is not an error: the command was sent.
+// await waits for w's confirmation, the end of the receive loop (Start's ctx
+// was cancelled: no confirmation will come) or ctx. A confirmation that does
+// not come in time is not an error: the command was sent.
 func (b *Broker) await(ctx context.Context, channel string, w *waiter) {
 	if w == nil {
 		return
 	}
 	select {
 	case <-w.done:
+	case <-b.stopped:
+		b.stopWaiting(channel, w)
 	case <-ctx.Done():
 		b.log.Warn().Str("channel", channel).Str("kind", w.kind).Msg("no confirmation from Redis in time")
 		b.stopWaiting(channel, w)
