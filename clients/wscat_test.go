@@ -18,9 +18,9 @@ func TestWscat(t *testing.T) {
 	wscat, err := exec.LookPath("wscat")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("wscat is not on PATH (npm install -g wscat)")
+			t.Fatal("wscat is not on PATH: run scripts/test.sh (npm ci puts it in node_modules/.bin) or npm install -g wscat")
 		}
-		t.Skip("wscat is not on PATH (npm install -g wscat)")
+		t.Skip("wscat is not on PATH: run scripts/test.sh (npm ci puts it in node_modules/.bin) or npm install -g wscat")
 	}
 	srv := newServer(t, clients.Config{}, options{})
 	alice := srv.dial("alice")
