@@ -125,8 +125,10 @@ function suite() {
     const page = await context.newPage();
     page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
     page.on('console', (m) => {
-      // Chromium logs refused WebSocket connections while a node restarts.
-      if (m.type() === 'error' && !/WebSocket connection to .* failed/.test(m.text())) pageErrors.push(`${name}: ${m.text()}`);
+      // While a node restarts Chromium logs the refused WebSocket
+      // connections, and the client's HTTP probe of why they failed.
+      const expected = /WebSocket connection to .* failed|Failed to load resource: net::ERR_CONNECTION_REFUSED/;
+      if (m.type() === 'error' && !expected.test(m.text())) pageErrors.push(`${name}: ${m.text()}`);
     });
     page.on('dialog', (d) => {
       pageErrors.push(`${name}: unexpected dialog ${d.message()}`);
