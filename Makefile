@@ -16,3 +16,7 @@ bench:
 fuzz:
 	go test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./protocol/
 	go test -run '^$$' -fuzz FuzzNewMessage -fuzztime 30s ./protocol/
+	go test -run '^$$' -fuzz FuzzDecodePublication -fuzztime 30s ./hub/redisbroker/
+	go test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s ./hub/redisbroker/
+	go test -run '^$$' -fuzz FuzzVerifyToken -fuzztime 30s ./cmd/switchboard/
+	go test -run '^$$' -fuzz FuzzDecodeAPIMessage -fuzztime 30s ./cmd/switchboard/
