@@ -62,17 +62,11 @@ func (b *Broker) UnsubscribeUser(ctx context.Context, user string) error {
 func (b *Broker) subscribe(ctx context.Context, channel string, record func()) error {
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
-	b.subMu.Lock()
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		b.subMu.Unlock()
-		return fmt.Errorf("subscribe: %w", errClosed)
+	w, err := b.begin(channel, "subscribe", record)
+	if err != nil {
+		return err
 	}
-	record()
-	w := b.waitLocked(channel, "subscribe")
-	b.mu.Unlock()
-	err := b.ps.Subscribe(ctx, channel)
+	err = b.ps.Subscribe(ctx, channel)
 	if err != nil {
 		b.mu.Lock()
 		b.pending[channel] = true
@@ -96,20 +90,16 @@ func (b *Broker) subscribe(ctx context.Context, channel string, record func()) e
 func (b *Broker) unsubscribe(ctx context.Context, channel string, forget func()) error {
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
-	b.subMu.Lock()
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		b.subMu.Unlock()
-		return fmt.Errorf("unsubscribe: %w", errClosed)
+	w, err := b.begin(channel, "unsubscribe", func() {
+		forget()
+		delete(b.pending, channel)
+	})
+	if err != nil {
+		return err
 	}
-	forget()
-	delete(b.pending, channel)
-	w := b.waitLocked(channel, "unsubscribe")
-	b.mu.Unlock()
 	b.deliverMu.Lock() // wait for a delivery under way
 	b.deliverMu.Unlock()
-	err := b.ps.Unsubscribe(ctx, channel)
+	err = b.ps.Unsubscribe(ctx, channel)
 	b.subMu.Unlock()
 	if err != nil {
 		b.log.Debug().Err(err).Str("channel", channel).Msg("unsubscribe failed; the connection is replaced without it")
@@ -118,6 +108,22 @@ func (b *Broker) unsubscribe(ctx context.Context, channel string, forget func())
 	}
 	b.await(ctx, channel, w)
 	return nil
+}
+
+// begin starts a subscription change of kind on channel: it takes subMu
+// (the caller releases it once the command is sent), runs change with b.mu
+// held and registers a waiter for the confirmation. It fails once the broker
+// is closed.
+func (b *Broker) begin(channel, kind string, change func()) (*waiter, error) {
+	b.subMu.Lock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		b.subMu.Unlock()
+		return nil, fmt.Errorf("%s: %w", kind, errClosed)
+	}
+	change()
+	return b.waitLocked(channel, kind), nil
 }
 
 // waitLocked registers a waiter for the confirmation of kind on channel. It
