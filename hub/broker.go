@@ -60,21 +60,30 @@ type PublishRequest struct {
 	Message protocol.MessageTemplate
 	// IdempotencyKey, when not empty, makes the publish happen at most once
 	// per key within IdempotencyTTL: a repeat returns the first publish's
-	// Publication with duplicate = true and publishes nothing.
+	// Seq and Epoch (not its Frame: only that much is kept per key) with
+	// duplicate = true and publishes nothing.
 	IdempotencyKey string
 }
 
 // HistoryQuery selects publications of a room, always returned oldest first.
 type HistoryQuery struct {
 	// Since, when HasSince, asks for every retained publication with seq >
-	// Since (recovery); Limit and Before are then ignored.
+	// Since (recovery); Limit and Before are then ignored. When Epoch is
+	// set and is not the room's epoch, no publication is returned: they
+	// would be of another life of the room.
 	HasSince bool
 	Since    uint64
+	Epoch    string
 	// Before, when not 0, asks for publications with seq < Before.
 	Before uint64
 	// Limit caps the number of publications (the newest Limit below Before).
 	// 0 asks for none: only the current Position.
 	Limit int
+	// MaxBytes, when not 0, caps the summed Frame sizes returned, so that
+	// nothing is read that would not be sent. A Limit query returns the
+	// newest publications that fit (at least one); a Since query stops
+	// before the first that does not fit and sets Truncated.
+	MaxBytes int
 }
 
 // HistoryPage is the answer to History.
@@ -83,6 +92,9 @@ type HistoryPage struct {
 	// Position is the room's current position (last seq and epoch). A room
 	// never published to has seq 0 and a fresh epoch.
 	Position Position
+	// Truncated reports that a Since query left out publications to stay
+	// within MaxBytes.
+	Truncated bool
 }
 
 // Handler receives what a Broker delivers. The hub implements it. Its methods
@@ -109,7 +121,9 @@ type Broker interface {
 	// Publish assigns the room's next seq, appends the message to history and
 	// delivers it to every node subscribed to the room.
 	Publish(ctx context.Context, room string, r PublishRequest) (p Publication, duplicate bool, err error)
-	// History returns publications of a room and its current position.
+	// History returns publications of a room and its current position. It
+	// never creates state for a room (reading a room nobody published to
+	// stores nothing); SubscribeRoom may.
 	History(ctx context.Context, room string, q HistoryQuery) (HistoryPage, error)
 	// BroadcastRoom delivers an event to every node subscribed to the room.
 	BroadcastRoom(ctx context.Context, room string, e Event) error
