@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -32,6 +33,17 @@ type Config struct {
 	// RateLimit is the sustained number of frames per second a connection
 	// may send, with bursts of twice that. 0 means no limit.
 	RateLimit rate.Limit
+	// RateLimitBytes is the sustained number of bytes per second a
+	// connection may send, with bursts of MaxFrame; frames beyond it are
+	// dropped with a rate_limited error, like frames beyond RateLimit. 0
+	// means no limit.
+	RateLimitBytes int
+	// TrustedProxies are the networks of the load balancers in front of the
+	// server. Only for a peer inside one of them are X-Forwarded-For and
+	// Forwarded honoured: the client's address is then the rightmost one
+	// that is not itself a trusted proxy. It is used for the per-IP limit
+	// and in logs. Default: none, the socket peer is the client.
+	TrustedProxies []netip.Prefix
 	// PingInterval is how often a WebSocket ping checks that the peer is
 	// alive; a ping unanswered within PingInterval drops it. Default 25s.
 	PingInterval time.Duration
@@ -65,6 +77,9 @@ type Identity struct {
 	Expires time.Time
 	// CanJoin, when set, reports whether the user may join a room.
 	CanJoin func(room string) bool
+	// CanDM, when set, reports whether the user may send a direct message
+	// to another user. Default: to anyone.
+	CanDM func(user string) bool
 }
 
 // HTTPError is an error an Authenticate or CheckOrigin function returns to

@@ -177,6 +177,17 @@ func (h *Hub) Disconnect(s Session) {
 	h.forget(s, u)
 }
 
+// Rooms returns the names of the rooms s is in, in no particular order.
+func (h *Hub) Rooms(s Session) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rooms := make([]string, 0, len(h.sessions[s]))
+	for name := range h.sessions[s] {
+		rooms = append(rooms, name)
+	}
+	return rooms
+}
+
 // forget drops a session and its hold on its user entry.
 func (h *Hub) forget(s Session, u *userEntry) {
 	h.mu.Lock()

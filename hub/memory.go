@@ -12,6 +12,10 @@ import (
 type MemoryConfig struct {
 	// HistorySize is how many messages each room keeps. Default 100.
 	HistorySize int
+	// HistoryMaxBytes caps the summed frame sizes of a room's history: the
+	// oldest messages are dropped to stay below it (the newest is always
+	// kept). Default 1 MiB.
+	HistoryMaxBytes int
 	// HistoryTTL drops a room's history (and starts a new epoch) after this
 	// long without a publish. Default 24h.
 	HistoryTTL time.Duration

@@ -19,6 +19,10 @@ type Config struct {
 	NodeID string
 	// HistorySize is how many publications each room keeps. Default 100.
 	HistorySize int
+	// HistoryMaxBytes caps the summed frame sizes of a room's history in
+	// Redis: the oldest publications are trimmed to stay below it (the
+	// newest is always kept). Default 1 MiB.
+	HistoryMaxBytes int
 	// HistoryTTL drops a room's history, and so starts a new epoch, after
 	// this long without a publish. Default 24h.
 	HistoryTTL time.Duration
