@@ -34,7 +34,7 @@ func TestTwoUsers(t *testing.T) {
 	alice.send(`{"type":"send","room":"lobby","data":{"text": "hi bob"},"id":"m1"}`)
 	alice.expect(
 		`{"type":"message","room":"lobby","seq":1,"from":"alice","data":{"text":"hi bob"},"ts":"TS"}`,
-		`{"type":"ack","id":"m1","seq":1}`,
+		`{"type":"ack","id":"m1","seq":1,"epoch":"E"}`,
 	)
 	bob.expect(`{"type":"message","room":"lobby","seq":1,"from":"alice","data":{"text":"hi bob"},"ts":"TS"}`)
 	bob.send(`{"type":"send","room":"lobby","data":"hi alice"}`) // no id: no ack

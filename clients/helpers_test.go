@@ -52,7 +52,7 @@ func newServer(t testing.TB, cfg clients.Config, opts options) *server {
 	log := zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger()
 	broker := hub.NewMemoryBroker(opts.memory)
 	opts.hub.Logger = log
-	h := hub.New(broker, hub.NewMemoryPresence(), opts.hub)
+	h := hub.New(broker, hub.NewMemoryPresence(broker), opts.hub)
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

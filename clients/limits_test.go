@@ -43,7 +43,7 @@ func flood(t testing.TB, fast *client, n int) {
 		fast.send(fmt.Sprintf(`{"type":"send","room":"r","data":%q,"id":%d}`, data, i))
 		fast.expect(
 			fmt.Sprintf(`{"type":"message","room":"r","seq":%d,"from":"fast","data":%q,"ts":"TS"}`, i, data),
-			fmt.Sprintf(`{"type":"ack","id":%d,"seq":%d}`, i, i),
+			fmt.Sprintf(`{"type":"ack","id":%d,"seq":%d,"epoch":"E"}`, i, i),
 		)
 	}
 }

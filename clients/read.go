@@ -74,9 +74,9 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 		s.Send(protocol.Encode(protocol.Left{Type: protocol.TypeLeft, ID: req.ID, Room: req.Room}))
 		return nil
 	case protocol.TypeSend:
-		seq, err := h.Send(ctx, s, req.Room, req.Data, req.ID)
+		pos, err := h.Send(ctx, s, req.Room, req.Data, req.ID)
 		if err == nil && req.ID != nil {
-			s.Send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Seq: seq}))
+			s.Send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Seq: pos.Seq, Epoch: pos.Epoch}))
 		}
 		return err
 	case protocol.TypeTyping:
@@ -131,7 +131,10 @@ func (s *Session) history(ctx context.Context, req protocol.Request) error {
 	if err := s.mayRead(req.Room); err != nil {
 		return err
 	}
-	page, err := s.srv.hub.History(ctx, req.Room, req.Before, req.Limit)
+	// An answer larger than the outbound queue would close the session as
+	// too slow: read only the newest messages that fit in half of it (at
+	// least one), and let the client page on with before.
+	page, err := s.srv.hub.History(ctx, req.Room, req.Before, req.Limit, s.srv.cfg.QueueBytes/2-historyOverhead)
 	if err != nil {
 		return err
 	}
@@ -139,16 +142,13 @@ func (s *Session) history(ctx context.Context, req protocol.Request) error {
 	for i, p := range page.Publications {
 		frames[i] = p.Frame
 	}
-	// An answer larger than the outbound queue would close the session as
-	// too slow: send the newest messages that fit in half of it (at least
-	// one), and let the client page on with before.
-	budget := s.srv.cfg.QueueBytes / 2
-	for len(frames) > 1 && protocol.HistorySize(req.ID, req.Room, page.Position.Epoch, frames) > budget {
-		frames = frames[1:]
-	}
 	s.Send(protocol.EncodeHistory(req.ID, req.Room, page.Position.Epoch, frames))
 	return nil
 }
+
+// historyOverhead bounds the bytes of a history answer beyond its messages:
+// the envelope with the longest id, room and epoch, and the commas.
+const historyOverhead = 1024 + protocol.MaxHistoryLimit
 
 // fail sends err to the client as an error frame echoing id.
 func (s *Session) fail(id json.RawMessage, err error) {

@@ -28,7 +28,8 @@ func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			ctx := context.Background()
-			h := hub.New(hub.NewMemoryBroker(hub.MemoryConfig{}), hub.NewMemoryPresence(), hub.Config{})
+			mb := hub.NewMemoryBroker(hub.MemoryConfig{})
+			h := hub.New(mb, hub.NewMemoryPresence(mb), hub.Config{})
 			if err := h.Start(ctx); err != nil {
 				b.Fatal(err)
 			}

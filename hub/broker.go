@@ -149,17 +149,28 @@ type Broker interface {
 	Close(ctx context.Context) error
 }
 
-// Presence tracks which users are in which rooms across all nodes. The hub
-// calls Add when a user's first session on this node joins a room and Remove
-// when the user's last session on this node leaves it; an implementation
-// shared by several nodes keeps one entry per (room, user, node) and expires
-// the entries of a node that stops refreshing them.
+// Presence tracks which users are in which rooms across all nodes, and
+// announces the changes. The hub calls Add when a user's first session on
+// this node joins a room and Remove when the user's last session on this
+// node leaves it; an implementation shared by several nodes keeps one entry
+// per (room, user, node) and expires the entries of a node that stops
+// refreshing them.
+//
+// Presence, not the hub, sends member_joined and member_left (excluding the
+// user's own sessions), atomically with the change that causes them, so that
+// every node sees a room's member events in the order of its presence
+// changes: a client that applies joined.members and then the events ends
+// with the same set as Members. An entry that expires (its node crashed) is
+// announced as member_left exactly once, by whichever node notices it.
 type Presence interface {
 	// Add records user in room for this node and reports whether the user
-	// was in the room on no node before.
+	// was in the room on no node before; then it announces member_joined.
 	Add(ctx context.Context, room, user string) (first bool, err error)
 	// Remove drops this node's entry and reports whether the user is now in
-	// the room on no node.
+	// the room on no node; then it announces member_left. When it fails
+	// (the backing store is unreachable) the removal is retried until it
+	// succeeds or the user is added again, so the announcement is late,
+	// never lost.
 	Remove(ctx context.Context, room, user string) (last bool, err error)
 	// Members returns the users in room on any node, sorted.
 	Members(ctx context.Context, room string) ([]string, error)
@@ -167,3 +178,7 @@ type Presence interface {
 
 // DefaultIdempotencyTTL is how long a publish's idempotency key is kept.
 const DefaultIdempotencyTTL = 5 * time.Minute
+
+// DefaultHistoryMaxBytes is the default cap on the summed frame sizes of one
+// room's history.
+const DefaultHistoryMaxBytes = 1 << 20

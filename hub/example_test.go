@@ -40,7 +40,8 @@ func (s logSession) Send(frame []byte) {
 // to it. Every member, the sender too, gets the message with its seq.
 func Example() {
 	ctx := context.Background()
-	h := hub.New(hub.NewMemoryBroker(hub.MemoryConfig{}), hub.NewMemoryPresence(), hub.Config{})
+	b := hub.NewMemoryBroker(hub.MemoryConfig{})
+	h := hub.New(b, hub.NewMemoryPresence(b), hub.Config{})
 	if err := h.Start(ctx); err != nil {
 		panic(err)
 	}
@@ -54,7 +55,7 @@ func Example() {
 			panic(err)
 		}
 	}
-	seq, err := h.Send(ctx, bob, "lobby", json.RawMessage(`{"text": "hi"}`), nil)
+	pos, err := h.Send(ctx, bob, "lobby", json.RawMessage(`{"text": "hi"}`), nil)
 	if err != nil {
 		panic(err)
 	}
@@ -62,7 +63,7 @@ func Example() {
 	h.Disconnect(alice)
 
 	fmt.Print(alice.lines.String() + bob.lines.String())
-	fmt.Println("sent seq", seq)
+	fmt.Println("sent seq", pos.Seq)
 	// Output:
 	// alice: joined lobby with [alice] at seq 0
 	// alice: member_joined bob

@@ -161,7 +161,8 @@ type testHub struct {
 // through it is disconnected when the test ends.
 func newHub(t testing.TB, mcfg hub.MemoryConfig, cfg hub.Config) *testHub {
 	t.Helper()
-	return newHubWith(t, hub.NewMemoryBroker(mcfg), hub.NewMemoryPresence(), cfg)
+	b := hub.NewMemoryBroker(mcfg)
+	return newHubWith(t, b, hub.NewMemoryPresence(b), cfg)
 }
 
 func newHubWith(t testing.TB, b hub.Broker, p hub.Presence, cfg hub.Config) *testHub {
@@ -197,17 +198,17 @@ func (h *testHub) join(s *recSession, room string) {
 // send sends data to room from s and returns the seq.
 func (h *testHub) send(s *recSession, room, data string) uint64 {
 	h.t.Helper()
-	seq, err := h.Send(context.Background(), s, room, json.RawMessage(data), nil)
+	pos, err := h.Send(context.Background(), s, room, json.RawMessage(data), nil)
 	if err != nil {
 		h.t.Fatalf("%s sends to %s: %v", s.user, room, err)
 	}
-	return seq
+	return pos.Seq
 }
 
 // position returns the room's current position.
 func (h *testHub) position(room string) hub.Position {
 	h.t.Helper()
-	page, err := h.History(context.Background(), room, 0, 0)
+	page, err := h.History(context.Background(), room, 0, 0, 0)
 	if err != nil {
 		h.t.Fatal(err)
 	}

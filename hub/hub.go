@@ -33,8 +33,9 @@ type Config struct {
 	// MaxRoomsPerSession caps the rooms one session may be in; 0 means 100.
 	MaxRoomsPerSession int
 	// MaxReplayBytes caps the bytes of missed messages a recovering join
-	// replays at once; a larger gap answers recovered:false so the client
-	// pages history instead of overflowing its queue. 0 means no cap.
+	// replays at once (and reads: the broker stops reading beyond it); a
+	// larger gap answers recovered:false so the client pages history
+	// instead of overflowing its queue. 0 means no cap.
 	MaxReplayBytes int
 	// Logger receives the hub's logs. Default: none.
 	Logger zerolog.Logger
@@ -127,7 +128,7 @@ func (h *Hub) Connect(ctx context.Context, s Session) error {
 	u.sessions[s] = struct{}{}
 	h.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+	ctx, cancel := h.opContext(ctx)
 	defer cancel()
 	u.opMu.Lock()
 	defer u.opMu.Unlock()
@@ -143,11 +144,10 @@ func (h *Hub) Connect(ctx context.Context, s Session) error {
 }
 
 // Disconnect removes a session from its rooms (announcing member_left where
-// it was the user's last) and from the hub. It uses its own timeouts, since
-// the session's context is usually done by then.
+// it was the user's last) and from the hub. Every Broker and Presence call
+// it makes has a deadline of its own, since the session's context is
+// usually done by then and one slow call must not fail the next.
 func (h *Hub) Disconnect(s Session) {
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.OpTimeout)
-	defer cancel()
 	h.mu.Lock()
 	joined := h.sessions[s]
 	rooms := make([]*room, 0, len(joined))
@@ -156,7 +156,7 @@ func (h *Hub) Disconnect(s Session) {
 	}
 	h.mu.Unlock()
 	for _, r := range rooms {
-		h.exit(ctx, s, r)
+		h.exit(s, r)
 	}
 
 	h.mu.Lock()
@@ -168,9 +168,11 @@ func (h *Hub) Disconnect(s Session) {
 	empty := len(u.sessions) == 0
 	h.mu.Unlock()
 	if empty && u.subscribed {
+		ctx, cancel := h.opContext(context.Background())
 		if err := h.broker.UnsubscribeUser(ctx, s.User()); err != nil {
 			h.log.Warn().Err(err).Str("user", s.User()).Msg("unsubscribe user")
 		}
+		cancel()
 		u.subscribed = false
 	}
 	u.opMu.Unlock()

@@ -17,9 +17,11 @@ type idempotency struct {
 	added   int // entries added since the last sweep
 }
 
+// idemEntry is what a key keeps: the first call's position, not its frame,
+// so that an entry costs a few dozen bytes however large the message.
 type idemEntry struct {
 	done    chan struct{} // closed when the first call finished
-	pub     Publication
+	pub     Position
 	kept    bool // the first call succeeded and asked to be remembered
 	expires time.Time
 }
@@ -28,7 +30,7 @@ type idemEntry struct {
 // remembered; a result not remembered (an error, an offline user) lets the
 // next call with the key run fn again. do reports duplicate = true when it
 // returns a remembered result instead of running fn.
-func (m *idempotency) do(ctx context.Context, key string, fn func() (Publication, bool, error)) (Publication, bool, error) {
+func (m *idempotency) do(ctx context.Context, key string, fn func() (Position, bool, error)) (Position, bool, error) {
 	if key == "" {
 		p, _, err := fn()
 		return p, false, err
@@ -43,7 +45,7 @@ func (m *idempotency) do(ctx context.Context, key string, fn func() (Publication
 		select {
 		case <-e.done:
 		case <-ctx.Done():
-			return Publication{}, false, ctx.Err()
+			return Position{}, false, ctx.Err()
 		}
 		if e.kept {
 			return e.pub, true, nil
@@ -67,7 +69,7 @@ func (m *idempotency) claim(key string) (*idemEntry, bool) {
 	return e, true
 }
 
-func (m *idempotency) finish(key string, e *idemEntry, p Publication, keep bool) {
+func (m *idempotency) finish(key string, e *idemEntry, p Position, keep bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e.pub, e.kept = p, keep

@@ -29,9 +29,11 @@ type JoinRequest struct {
 // history read. A message both in the history read and delivered by the
 // broker afterwards, held back or (since a networked broker's delivery lags
 // its history) after the session went live, is sent once, by seq.
+//
+// The user's presence is added, and so member_joined announced, only after
+// the position was read: whatever another member sends once it learns of the
+// join has a seq above the joined answer's, and reaches the joiner live.
 func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
-	defer cancel()
 	if h.member(s, req.Room) {
 		return h.rejoin(ctx, s, req)
 	}
@@ -39,27 +41,17 @@ func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 		return ErrTooManyRooms
 	}
 	r := h.acquire(req.Room)
-	first, err := h.enter(ctx, s, r)
-	if err != nil {
+	if err := h.enter(ctx, s, r); err != nil {
 		h.unclaimRoom(s, req.Room)
 		h.release(r)
 		return err
 	}
-	if first {
-		h.announce(ctx, r.name, protocol.TypeMemberJoined, s.User())
-	}
-	members, err := h.presence.Members(ctx, r.name)
+	page, members, err := h.catchUp(ctx, s, r, req)
 	if err != nil {
-		h.exit(ctx, s, r)
+		h.exit(s, r)
 		return err
 	}
-	q := HistoryQuery{HasSince: req.Recover, Since: req.Since}
-	page, err := h.broker.History(ctx, r.name, q)
-	if err != nil {
-		h.exit(ctx, s, r)
-		return err
-	}
-	recovered := req.Recover && recoverable(req, page) && h.replayFits(page.Publications)
+	recovered := req.Recover && !page.Truncated && recoverable(req, page)
 	answer := protocol.Joined{
 		Type: protocol.TypeJoined, ID: req.ID, Room: r.name, Members: members,
 		Seq: page.Position.Seq, Epoch: page.Position.Epoch,
@@ -69,13 +61,30 @@ func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 	}
 	s.Send(protocol.Encode(answer))
 
-	last := page.Position.Seq
 	var replay []Publication
 	if recovered {
 		replay = page.Publications
 	}
-	h.activate(s, r, replay, page.Position.Epoch, last)
+	h.activate(s, r, replay, page.Position.Epoch, page.Position.Seq)
 	return nil
+}
+
+// catchUp reads, for a joining session, the room's position (with the
+// missed publications when recovering), then adds the user's presence and
+// reads the members.
+func (h *Hub) catchUp(ctx context.Context, s Session, r *room, req JoinRequest) (HistoryPage, []string, error) {
+	q := HistoryQuery{HasSince: req.Recover, Since: req.Since, Epoch: req.Epoch, MaxBytes: h.cfg.MaxReplayBytes}
+	hctx, cancel := h.opContext(ctx)
+	page, err := h.broker.History(hctx, r.name, q)
+	cancel()
+	if err != nil {
+		return page, nil, err
+	}
+	if err := h.present(ctx, s, r); err != nil {
+		return page, nil, err
+	}
+	members, err := h.members(ctx, r.name)
+	return page, members, err
 }
 
 // recoverable reports whether page covers every message after req.Since.
@@ -89,18 +98,6 @@ func recoverable(req JoinRequest, page HistoryPage) bool {
 	}
 	pubs := page.Publications
 	return len(pubs) > 0 && pubs[0].Seq == req.Since+1 && pubs[len(pubs)-1].Seq == pos.Seq
-}
-
-// replayFits reports whether pubs are small enough to replay at once.
-func (h *Hub) replayFits(pubs []Publication) bool {
-	if h.cfg.MaxReplayBytes <= 0 {
-		return true
-	}
-	n := 0
-	for _, p := range pubs {
-		n += len(p.Frame)
-	}
-	return n <= h.cfg.MaxReplayBytes
 }
 
 // activate queues the replayed publications and the frames held while s was
@@ -132,11 +129,13 @@ func (h *Hub) activate(s Session, r *room, replay []Publication, epoch string, l
 // rejoin answers a join of a room the session is already in, without
 // replaying anything: the session has been receiving the room all along.
 func (h *Hub) rejoin(ctx context.Context, s Session, req JoinRequest) error {
-	members, err := h.presence.Members(ctx, req.Room)
+	members, err := h.members(ctx, req.Room)
 	if err != nil {
 		return err
 	}
-	page, err := h.broker.History(ctx, req.Room, HistoryQuery{})
+	hctx, cancel := h.opContext(ctx)
+	page, err := h.broker.History(hctx, req.Room, HistoryQuery{})
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -175,19 +174,21 @@ func (h *Hub) Leave(ctx context.Context, s Session, name string) error {
 	if !h.member(s, name) {
 		return ErrNotMember
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
-	defer cancel()
 	h.mu.Lock()
 	r := h.rooms[name]
 	h.mu.Unlock()
-	h.exit(ctx, s, r)
+	h.exit(s, r)
 	return nil
 }
 
-// announce broadcasts member_joined or member_left to the room's other users.
-func (h *Hub) announce(ctx context.Context, room, typ, user string) {
-	frame := protocol.Encode(protocol.MemberEvent{Type: typ, Room: room, User: user})
-	if err := h.broker.BroadcastRoom(ctx, room, Event{Frame: frame, Exclude: user}); err != nil {
-		h.log.Warn().Err(err).Str("room", room).Str("event", typ).Msg("announce")
-	}
+// members reads a room's members with a deadline of its own.
+func (h *Hub) members(ctx context.Context, room string) ([]string, error) {
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	return h.presence.Members(ctx, room)
+}
+
+// opContext bounds one Broker or Presence call by OpTimeout.
+func (h *Hub) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, h.cfg.OpTimeout)
 }

@@ -77,39 +77,48 @@ func msgs(from, to uint64) string {
 func TestJoinRecoveryFreshRoom(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
-	alice := h.connect("alice")
+	alice, bob := h.connect("alice"), h.connect("bob")
+	// The epoch of a room nobody published to is the one its members got.
+	h.join(bob, "new")
 	epoch := h.position("new").Epoch
 	if err := h.Join(context.Background(), alice, hub.JoinRequest{Room: "new", Recover: true, Epoch: epoch}); err != nil {
 		t.Fatal(err)
 	}
-	if got := alice.take(t); got != "joined new [alice] seq 0 recovered true" {
+	if got := alice.take(t); got != "joined new [alice bob] seq 0 recovered true" {
 		t.Errorf("alice got %q", got)
 	}
 }
 
-// gatedBroker blocks the next History call, after it has read the room,
-// until release is closed.
+// gatedBroker blocks the next History call, after it has read the room (or,
+// armed with before, before it reads), until release is closed.
 type gatedBroker struct {
 	hub.Broker
 	mu      sync.Mutex
 	armed   bool
+	before  bool
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (b *gatedBroker) arm() {
+func (b *gatedBroker) arm() { b.armAt(false) }
+
+func (b *gatedBroker) armAt(before bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.armed, b.entered, b.release = true, make(chan struct{}), make(chan struct{})
+	b.armed, b.before, b.entered, b.release = true, before, make(chan struct{}), make(chan struct{})
 }
 
 func (b *gatedBroker) History(ctx context.Context, room string, q hub.HistoryQuery) (hub.HistoryPage, error) {
-	page, err := b.Broker.History(ctx, room, q)
 	b.mu.Lock()
-	armed := b.armed
+	armed, before := b.armed, b.before
 	b.armed = false
 	b.mu.Unlock()
-	if armed {
+	if armed && before {
+		close(b.entered)
+		<-b.release
+	}
+	page, err := b.Broker.History(ctx, room, q)
+	if armed && !before {
 		close(b.entered)
 		<-b.release
 	}
@@ -157,7 +166,7 @@ func (p *gatedPresence) Members(ctx context.Context, room string) ([]string, err
 func newGatedHub(t testing.TB, cfg hub.Config) (*testHub, *gatedBroker, *gatedPresence) {
 	mem := hub.NewMemoryBroker(hub.MemoryConfig{})
 	b := &gatedBroker{Broker: mem}
-	p := &gatedPresence{Presence: hub.NewMemoryPresence()}
+	p := &gatedPresence{Presence: hub.NewMemoryPresence(b)}
 	return newHubWith(t, b, p, cfg), b, p
 }
 
@@ -169,25 +178,26 @@ func TestJoinHoldsLive(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		name    string
-		gate    string // where the join blocks: "members" (before history), "history" (after)
+		gate    string // where the join blocks: "before" or "after" reading the position
 		recover bool
 		want    string
 	}{
-		{"before position", "members", false, "joined lobby [alice bob] seq 5; " + msgs(6, 6)},
-		{"before position recovering", "members", true, "joined lobby [alice bob] seq 5 recovered true; " + msgs(2, 6)},
-		{"after position", "history", false, "joined lobby [alice bob] seq 2; " + msgs(3, 6)},
-		{"after position recovering", "history", true, "joined lobby [alice bob] seq 2 recovered true; " + msgs(2, 6)},
+		{"before position", "before", false, "joined lobby [alice bob] seq 5; " + msgs(6, 6)},
+		{"before position recovering", "before", true, "joined lobby [alice bob] seq 5 recovered true; " + msgs(2, 6)},
+		{"after position", "after", false, "joined lobby [alice bob] seq 2; " + msgs(3, 6)},
+		{"after position recovering", "after", true, "joined lobby [alice bob] seq 2 recovered true; " + msgs(2, 6)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h, broker, presence := newGatedHub(t, hub.Config{})
+			h, broker, _ := newGatedHub(t, hub.Config{})
 			alice, bob := h.connect("alice"), h.connect("bob")
 			h.join(bob, "lobby")
 			h.send(bob, "lobby", `"m"`)
 			h.send(bob, "lobby", `"m"`)
 			req := hub.JoinRequest{Room: "lobby", Recover: tt.recover, Since: 1, Epoch: h.position("lobby").Epoch}
 
-			entered, release := gate(broker, presence, tt.gate)
+			broker.armAt(tt.gate == "before")
+			entered, release := broker.entered, broker.release
 			done := make(chan error, 1)
 			go func() { done <- h.Join(context.Background(), alice, req) }()
 			<-entered
@@ -204,15 +214,6 @@ func TestJoinHoldsLive(t *testing.T) {
 			}
 		})
 	}
-}
-
-func gate(b *gatedBroker, p *gatedPresence, where string) (entered, release chan struct{}) {
-	if where == "history" {
-		b.arm()
-		return b.entered, b.release
-	}
-	p.arm()
-	return p.entered, p.release
 }
 
 // TestJoinBacklog checks that a session whose join holds back more live
@@ -322,6 +323,10 @@ func joinRace(t *testing.T, iteration int) {
 	// Publishers that never pause can outrun a join by thousands of
 	// messages; closing such a joiner is TestJoinBacklog's business.
 	h := newHub(t, hub.MemoryConfig{HistorySize: ring}, hub.Config{JoinBuffer: 1 << 20})
+	// The room's life starts with its first message; a read keeps nothing.
+	if _, err := h.Publish(ctx, room, "pub0", []byte(`0`), ""); err != nil {
+		t.Fatal(err)
+	}
 	epoch := h.position(room).Epoch
 
 	stop := make(chan struct{})

@@ -47,6 +47,7 @@ type memStream struct {
 	seq        uint64
 	epoch      string
 	ring       []Publication // oldest first, at most HistorySize
+	bytes      int           // summed frame sizes of ring, at most HistoryMaxBytes but for the newest
 	last       time.Time     // last publish
 }
 
@@ -54,6 +55,9 @@ type memStream struct {
 func NewMemoryBroker(cfg MemoryConfig) *MemoryBroker {
 	if cfg.HistorySize <= 0 {
 		cfg.HistorySize = 100
+	}
+	if cfg.HistoryMaxBytes <= 0 {
+		cfg.HistoryMaxBytes = DefaultHistoryMaxBytes
 	}
 	if cfg.HistoryTTL <= 0 {
 		cfg.HistoryTTL = 24 * time.Hour
@@ -110,31 +114,49 @@ func (b *MemoryBroker) lockStream(room string) *memStream {
 // expireLocked resets a stream whose history outlived HistoryTTL. s.mu is held.
 func (b *MemoryBroker) expireLocked(s *memStream, now time.Time) {
 	if now.Sub(s.last) > b.cfg.HistoryTTL {
-		s.seq, s.epoch, s.ring = 0, NewEpoch(), nil
+		s.seq, s.epoch, s.ring, s.bytes = 0, NewEpoch(), nil, 0
 	}
 }
 
 // Publish implements Broker.
 func (b *MemoryBroker) Publish(ctx context.Context, room string, r PublishRequest) (Publication, bool, error) {
-	return b.idem.do(ctx, r.IdempotencyKey, func() (Publication, bool, error) {
+	var p Publication
+	pos, dup, err := b.idem.do(ctx, r.IdempotencyKey, func() (Position, bool, error) {
 		s := b.lockStream(room)
 		defer s.mu.Unlock()
 		now := time.Now()
 		b.expireLocked(s, now)
 		s.seq++
 		s.last = now
-		p := Publication{Seq: s.seq, Epoch: s.epoch, Frame: r.Message.Frame(s.seq)}
-		if len(s.ring) == b.cfg.HistorySize {
-			copy(s.ring, s.ring[1:])
-			s.ring = s.ring[:len(s.ring)-1]
-		}
-		s.ring = append(s.ring, p)
+		p = Publication{Seq: s.seq, Epoch: s.epoch, Frame: r.Message.Frame(s.seq)}
+		b.appendLocked(s, p)
 		if s.subscribed {
 			b.handler().HandlePublication(room, p)
 		}
 		b.maybeSweep(now)
-		return p, true, nil
+		return Position{Seq: p.Seq, Epoch: p.Epoch}, true, nil
 	})
+	if dup {
+		return Publication{Seq: pos.Seq, Epoch: pos.Epoch}, true, err
+	}
+	return p, false, err
+}
+
+// appendLocked adds p to the stream's history, dropping the oldest
+// publications beyond HistorySize or HistoryMaxBytes. s.mu is held.
+func (b *MemoryBroker) appendLocked(s *memStream, p Publication) {
+	s.ring = append(s.ring, p)
+	s.bytes += len(p.Frame)
+	drop := 0
+	for len(s.ring)-drop > 1 && (len(s.ring)-drop > b.cfg.HistorySize || s.bytes > b.cfg.HistoryMaxBytes) {
+		s.bytes -= len(s.ring[drop].Frame)
+		drop++
+	}
+	if drop > 0 {
+		n := copy(s.ring, s.ring[drop:])
+		clear(s.ring[n:])
+		s.ring = s.ring[:n]
+	}
 }
 
 func (b *MemoryBroker) handler() Handler {
@@ -169,26 +191,47 @@ func (b *MemoryBroker) maybeSweep(now time.Time) {
 	}
 }
 
-// History implements Broker.
+// History implements Broker. It reads a room nobody subscribed to or
+// published to without keeping anything of it.
 func (b *MemoryBroker) History(ctx context.Context, room string, q HistoryQuery) (HistoryPage, error) {
-	defer b.maybeSweep(time.Now())
-	s := b.lockStream(room)
+	b.mu.Lock()
+	s := b.streams[room]
+	b.mu.Unlock()
+	if s == nil {
+		return HistoryPage{Position: Position{Epoch: NewEpoch()}}, nil
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
 	b.expireLocked(s, time.Now())
 	page := HistoryPage{Position: Position{Seq: s.seq, Epoch: s.epoch}}
 	switch {
 	case q.HasSince:
+		if q.Epoch != "" && q.Epoch != s.epoch {
+			break
+		}
+		n := 0
 		for _, p := range s.ring {
-			if p.Seq > q.Since {
-				page.Publications = append(page.Publications, p)
+			if p.Seq <= q.Since {
+				continue
 			}
+			if n += len(p.Frame); q.MaxBytes > 0 && n > q.MaxBytes {
+				page.Truncated = true
+				break
+			}
+			page.Publications = append(page.Publications, p)
 		}
 	case q.Limit > 0:
 		end := len(s.ring)
 		for end > 0 && q.Before != 0 && s.ring[end-1].Seq >= q.Before {
 			end--
 		}
-		start := max(0, end-q.Limit)
+		start, n := end, 0
+		for start > 0 && end-start < q.Limit {
+			if n += len(s.ring[start-1].Frame); q.MaxBytes > 0 && n > q.MaxBytes && start < end {
+				break
+			}
+			start--
+		}
 		page.Publications = append([]Publication(nil), s.ring[start:end]...)
 	}
 	return page, nil
@@ -207,7 +250,7 @@ func (b *MemoryBroker) BroadcastRoom(ctx context.Context, room string, e Event) 
 // SendUser implements Broker.
 func (b *MemoryBroker) SendUser(ctx context.Context, user string, e Event, idempotencyKey string) (bool, bool, error) {
 	delivered := false
-	_, dup, err := b.idem.do(ctx, idempotencyKey, func() (Publication, bool, error) {
+	_, dup, err := b.idem.do(ctx, idempotencyKey, func() (Position, bool, error) {
 		b.mu.Lock()
 		online, h := b.users[user], b.h
 		b.mu.Unlock()
@@ -215,7 +258,7 @@ func (b *MemoryBroker) SendUser(ctx context.Context, user string, e Event, idemp
 			h.HandleUserEvent(user, e)
 			delivered = true
 		}
-		return Publication{}, delivered, nil
+		return Position{}, delivered, nil
 	})
 	return delivered || dup, dup, err
 }

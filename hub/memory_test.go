@@ -9,12 +9,14 @@ import (
 
 func TestMemoryBroker(t *testing.T) {
 	hubtest.TestBroker(t, func(t *testing.T) (hub.Broker, hub.Presence) {
-		return hub.NewMemoryBroker(hub.MemoryConfig{HistorySize: hubtest.HistorySize}), hub.NewMemoryPresence()
+		b := hub.NewMemoryBroker(hub.MemoryConfig{HistorySize: hubtest.HistorySize})
+		return b, hub.NewMemoryPresence(b)
 	})
 }
 
 func TestMemoryRecovery(t *testing.T) {
 	hubtest.TestRecovery(t, func(t *testing.T) (hub.Broker, hub.Presence) {
-		return hub.NewMemoryBroker(hub.MemoryConfig{HistorySize: hubtest.HistorySize}), hub.NewMemoryPresence()
+		b := hub.NewMemoryBroker(hub.MemoryConfig{HistorySize: hubtest.HistorySize})
+		return b, hub.NewMemoryPresence(b)
 	})
 }

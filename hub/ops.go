@@ -8,34 +8,35 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-// Send publishes data to a room the session joined and returns the message's
-// seq. A repeat of an id the user already used recently in this room
-// publishes nothing and returns the first seq.
-func (h *Hub) Send(ctx context.Context, s Session, room string, data json.RawMessage, id json.RawMessage) (uint64, error) {
+// Send publishes data to a room the session joined and returns the
+// message's position: its seq and epoch. A repeat of an id the user already
+// used recently in this room publishes nothing and returns the first
+// position.
+func (h *Hub) Send(ctx context.Context, s Session, room string, data json.RawMessage, id json.RawMessage) (Position, error) {
 	if !h.member(s, room) {
-		return 0, ErrNotMember
+		return Position{}, ErrNotMember
 	}
 	return h.Publish(ctx, room, s.User(), data, idempotencyKey(s.User(), "send:"+room, id))
 }
 
 // Publish publishes data to a room as user from, whether or not from is
-// connected (the server API uses it), and returns the message's seq.
+// connected (the server API uses it), and returns the message's position.
 // idempotencyKey may be empty.
-func (h *Hub) Publish(ctx context.Context, room, from string, data json.RawMessage, idempotencyKey string) (uint64, error) {
+func (h *Hub) Publish(ctx context.Context, room, from string, data json.RawMessage, idempotencyKey string) (Position, error) {
 	msg, err := protocol.NewMessage(room, from, data, time.Now().UnixMilli())
 	if err != nil {
-		return 0, err
+		return Position{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+	ctx, cancel := h.opContext(ctx)
 	defer cancel()
 	p, dup, err := h.broker.Publish(ctx, room, PublishRequest{Message: msg, IdempotencyKey: idempotencyKey})
 	if err != nil {
-		return 0, err
+		return Position{}, err
 	}
 	if !dup {
 		h.published.Add(1)
 	}
-	return p.Seq, nil
+	return Position{Seq: p.Seq, Epoch: p.Epoch}, nil
 }
 
 // Typing tells the room's other users that the session's user is typing.
@@ -43,10 +44,9 @@ func (h *Hub) Typing(ctx context.Context, s Session, room string) error {
 	if !h.member(s, room) {
 		return ErrNotMember
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+	ctx, cancel := h.opContext(ctx)
 	defer cancel()
-	frame := protocol.Encode(protocol.MemberEvent{Type: protocol.TypeTyping, Room: room, User: s.User()})
-	return h.broker.BroadcastRoom(ctx, room, Event{Frame: frame, Exclude: s.User()})
+	return h.broker.BroadcastRoom(ctx, room, memberEvent(room, protocol.TypeTyping, s.User()))
 }
 
 // DM sends data to every session of user to, and a copy to every session of
@@ -64,9 +64,9 @@ func (h *Hub) DirectMessage(ctx context.Context, from, to string, data json.RawM
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
-	defer cancel()
-	delivered, dup, err := h.broker.SendUser(ctx, to, Event{Frame: frame}, idempotencyKey)
+	sctx, cancel := h.opContext(ctx)
+	delivered, dup, err := h.broker.SendUser(sctx, to, Event{Frame: frame}, idempotencyKey)
+	cancel()
 	switch {
 	case err != nil:
 		return err
@@ -75,6 +75,8 @@ func (h *Hub) DirectMessage(ctx context.Context, from, to string, data json.RawM
 	case dup || !echo || from == to:
 		return nil
 	}
+	ctx, cancel = h.opContext(ctx)
+	defer cancel()
 	if _, _, err := h.broker.SendUser(ctx, from, Event{Frame: frame}, ""); err != nil {
 		h.log.Warn().Err(err).Str("user", from).Msg("echo dm to sender")
 	}
@@ -84,7 +86,7 @@ func (h *Hub) DirectMessage(ctx context.Context, from, to string, data json.RawM
 // Kick closes every session of user on every node and reports whether it had
 // any.
 func (h *Hub) Kick(ctx context.Context, user string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+	ctx, cancel := h.opContext(ctx)
 	defer cancel()
 	delivered, _, err := h.broker.SendUser(ctx, user, Event{Kind: EventKick}, "")
 	return delivered, err
@@ -92,17 +94,17 @@ func (h *Hub) Kick(ctx context.Context, user string) (bool, error) {
 
 // Members returns the users in a room on any node.
 func (h *Hub) Members(ctx context.Context, room string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
-	defer cancel()
-	return h.presence.Members(ctx, room)
+	return h.members(ctx, room)
 }
 
 // History returns up to limit messages of a room with seq below before (0:
-// the newest), oldest first, and the room's position.
-func (h *Hub) History(ctx context.Context, room string, before uint64, limit int) (HistoryPage, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+// the newest), oldest first, and the room's position. maxBytes, when not 0,
+// caps the messages' summed size: the newest that fit are returned, at
+// least one.
+func (h *Hub) History(ctx context.Context, room string, before uint64, limit, maxBytes int) (HistoryPage, error) {
+	ctx, cancel := h.opContext(ctx)
 	defer cancel()
-	return h.broker.History(ctx, room, HistoryQuery{Before: before, Limit: limit})
+	return h.broker.History(ctx, room, HistoryQuery{Before: before, Limit: limit, MaxBytes: maxBytes})
 }
 
 // delivery is the hub's Handler, kept off the Hub's own method set.

@@ -110,11 +110,11 @@ func TestSendIdempotent(t *testing.T) {
 
 	send := func(s *recSession, data, id string) uint64 {
 		t.Helper()
-		seq, err := h.Send(ctx, s, "lobby", json.RawMessage(data), json.RawMessage(id))
+		pos, err := h.Send(ctx, s, "lobby", json.RawMessage(data), json.RawMessage(id))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return seq
+		return pos.Seq
 	}
 	first := send(alice, `"a"`, `"m1"`)
 	if again := send(alice, `"a"`, `"m1"`); again != first {
@@ -156,12 +156,12 @@ func TestIdempotencyScope(t *testing.T) {
 	if _, err := h.Send(ctx, alice, "a", json.RawMessage(`"to a"`), id); err != nil {
 		t.Fatal(err)
 	}
-	seq, err := h.Send(ctx, alice, "b", json.RawMessage(`"to b"`), id)
+	pos, err := h.Send(ctx, alice, "b", json.RawMessage(`"to b"`), id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seq != 1 {
-		t.Errorf("send to b: seq %d, want 1", seq)
+	if pos.Seq != 1 {
+		t.Errorf("send to b: seq %d, want 1", pos.Seq)
 	}
 	if err := h.DM(ctx, alice, "bob", json.RawMessage(`"dm"`), id); err != nil {
 		t.Fatal(err)
@@ -183,9 +183,9 @@ func TestPublish(t *testing.T) {
 	alice.take(t)
 	// The server API publishes as any user, member or not, connected or not.
 	for range 2 {
-		seq, err := h.Publish(ctx, "lobby", "system", json.RawMessage(`"maintenance"`), "k1")
-		if err != nil || seq != 1 {
-			t.Fatalf("Publish = %d, %v; want 1, nil", seq, err)
+		pos, err := h.Publish(ctx, "lobby", "system", json.RawMessage(`"maintenance"`), "k1")
+		if err != nil || pos.Seq != 1 {
+			t.Fatalf("Publish = %+v, %v; want seq 1, nil", pos, err)
 		}
 	}
 	if got := alice.take(t); got != `message lobby#1 from system "maintenance"` {

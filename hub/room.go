@@ -31,6 +31,9 @@ type room struct {
 // have been queued.
 type member struct {
 	joining bool
+	// present reports that the session is counted in room.users (its
+	// user's presence was added).
+	present bool
 	held    []heldFrame
 	// epoch and last are the position the member got up to: the joined
 	// answer's, then that of each publication sent. A broker may deliver a
@@ -101,37 +104,53 @@ func (h *Hub) member(s Session, name string) bool {
 }
 
 // enter adds s to r as a joining member, subscribing the node to the room
-// and adding the user's presence as needed. It reports whether the user was
-// in the room on no node before.
-func (h *Hub) enter(ctx context.Context, s Session, r *room) (first bool, err error) {
+// when s is the room's first local session.
+func (h *Hub) enter(ctx context.Context, s Session, r *room) error {
 	r.opMu.Lock()
 	defer r.opMu.Unlock()
 	if r.local == 0 {
+		ctx, cancel := h.opContext(ctx)
+		defer cancel()
 		if err := h.broker.SubscribeRoom(ctx, r.name); err != nil {
-			return false, err
-		}
-	}
-	if r.users[s.User()] == 0 {
-		first, err = h.presence.Add(ctx, r.name, s.User())
-		if err != nil {
-			if r.local == 0 {
-				h.unsubscribe(ctx, r)
-			}
-			return false, err
+			return err
 		}
 	}
 	r.local++
-	r.users[s.User()]++
 	r.mu.Lock()
 	r.members[s] = &member{joining: true}
 	r.mu.Unlock()
-	return first, nil
+	return nil
 }
 
-// exit removes s from r, announcing member_left when the user is now in the
-// room on no node, and releases the session's hold on r.
-func (h *Hub) exit(ctx context.Context, s Session, r *room) {
+// present counts s in its user's sessions in r, adding the user's presence
+// (which announces member_joined) when s is the user's first local session
+// in the room.
+func (h *Hub) present(ctx context.Context, s Session, r *room) error {
+	r.opMu.Lock()
+	defer r.opMu.Unlock()
+	user := s.User()
+	if r.users[user] == 0 {
+		ctx, cancel := h.opContext(ctx)
+		defer cancel()
+		if _, err := h.presence.Add(ctx, r.name, user); err != nil {
+			return err
+		}
+	}
+	r.users[user]++
 	r.mu.Lock()
+	r.members[s].present = true
+	r.mu.Unlock()
+	return nil
+}
+
+// exit removes s from r, removing the user's presence (which announces
+// member_left) when s was the user's last local session in the room, and
+// releases the session's hold on r. Each Broker and Presence call gets a
+// deadline of its own, not the caller's: an exit happens after the session
+// is gone, and must not fail because an earlier step was slow.
+func (h *Hub) exit(s Session, r *room) {
+	r.mu.Lock()
+	m := r.members[s]
 	delete(r.members, s)
 	r.mu.Unlock()
 	h.mu.Lock()
@@ -140,23 +159,27 @@ func (h *Hub) exit(ctx context.Context, s Session, r *room) {
 
 	r.opMu.Lock()
 	user := s.User()
-	if r.users[user]--; r.users[user] == 0 {
-		delete(r.users, user)
-		last, err := h.presence.Remove(ctx, r.name, user)
-		if err != nil {
-			h.log.Warn().Err(err).Str("room", r.name).Str("user", user).Msg("remove presence")
-		} else if last {
-			h.announce(ctx, r.name, protocol.TypeMemberLeft, user)
+	if m != nil && m.present {
+		if r.users[user]--; r.users[user] == 0 {
+			delete(r.users, user)
+			ctx, cancel := h.opContext(context.Background())
+			if _, err := h.presence.Remove(ctx, r.name, user); err != nil {
+				h.log.Warn().Err(err).Str("room", r.name).Str("user", user).Msg("remove presence: retried in the background")
+			}
+			cancel()
 		}
 	}
 	if r.local--; r.local == 0 {
-		h.unsubscribe(ctx, r)
+		h.unsubscribe(r)
 	}
 	r.opMu.Unlock()
 	h.release(r)
 }
 
-func (h *Hub) unsubscribe(ctx context.Context, r *room) {
+// unsubscribe stops the node's subscription to r, with its own deadline.
+func (h *Hub) unsubscribe(r *room) {
+	ctx, cancel := h.opContext(context.Background())
+	defer cancel()
 	if err := h.broker.UnsubscribeRoom(ctx, r.name); err != nil {
 		h.log.Warn().Err(err).Str("room", r.name).Msg("unsubscribe room")
 	}

@@ -189,7 +189,7 @@ func TestHistory(t *testing.T) {
 		{0, 0, nil}, // only the position
 	}
 	for _, tt := range tests {
-		page, err := h.History(ctx, "lobby", tt.before, tt.limit)
+		page, err := h.History(ctx, "lobby", tt.before, tt.limit, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

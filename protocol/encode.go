@@ -39,11 +39,12 @@ type Left struct {
 	Room string          `json:"room"`
 }
 
-// Ack confirms a send (with its seq) or a dm (without).
+// Ack confirms a send (with its seq and epoch) or a dm (without).
 type Ack struct {
-	Type string          `json:"type"`
-	ID   json.RawMessage `json:"id,omitempty"`
-	Seq  uint64          `json:"seq,omitempty"`
+	Type  string          `json:"type"`
+	ID    json.RawMessage `json:"id,omitempty"`
+	Seq   uint64          `json:"seq,omitempty"`
+	Epoch string          `json:"epoch,omitempty"`
 }
 
 // Presence answers a presence request.

@@ -138,11 +138,11 @@ func handlePublish(h *hub.Hub, limit int64, log zerolog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		seq, err := h.Publish(r.Context(), room, m.From, m.Data, apiIdempotencyKey(m.ID))
+		pos, err := h.Publish(r.Context(), room, m.From, m.Data, apiIdempotencyKey(m.ID))
 		if err != nil {
 			return hubError(err, log)
 		}
-		writeJSON(w, http.StatusOK, map[string]uint64{"seq": seq})
+		writeJSON(w, http.StatusOK, map[string]any{"seq": pos.Seq, "epoch": pos.Epoch})
 		return nil
 	})
 }
@@ -158,7 +158,7 @@ func handleRoomHistory(h *hub.Hub, log zerolog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		page, err := h.History(r.Context(), room, before, limit)
+		page, err := h.History(r.Context(), room, before, limit, 0)
 		if err != nil {
 			return hubError(err, log)
 		}

@@ -164,7 +164,7 @@ func newBroker(cfg config, nodeInfo func() []byte, log zerolog.Logger) (hub.Brok
 		return b, b, nil
 	}
 	b := hub.NewMemoryBroker(hub.MemoryConfig{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
-	return b, hub.NewMemoryPresence(), nil
+	return b, hub.NewMemoryPresence(b), nil
 }
 
 func brokerName(cfg config) string {
