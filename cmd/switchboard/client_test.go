@@ -118,6 +118,21 @@ func (c *wsClient) expect(typ string) map[string]any {
 	}
 }
 
+// expectAnswer returns the next frame whose id is id: a request's answer or
+// its error.
+func (c *wsClient) expectAnswer(id string) map[string]any {
+	c.t.Helper()
+	for {
+		m, err := c.read()
+		if err != nil {
+			c.t.Fatalf("waiting for the answer to %s: %v", id, err)
+		}
+		if m["id"] == id {
+			return m
+		}
+	}
+}
+
 // readType waits up to d for a frame of type typ.
 func (c *wsClient) readType(typ string, d time.Duration) (map[string]any, error) {
 	deadline := time.Now().Add(d)

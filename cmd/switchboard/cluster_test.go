@@ -270,8 +270,14 @@ func TestClusterRedisRestart(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, func() error {
+		// Until every node registered its users again, presence is
+		// refused rather than partial.
 		bob.send(`{"type":"presence","room":"lobby","id":"p"}`)
-		got := members(bob.expect("presence"))
+		m := bob.expectAnswer("p")
+		if m["type"] == "error" && m["code"] == "unavailable" {
+			return fmt.Errorf("presence refused: %v", m["message"])
+		}
+		got := members(m)
 		if !slices.Equal(got, []string{"alice", "bob"}) {
 			return fmt.Errorf("presence after the restart = %v", got)
 		}

@@ -42,8 +42,7 @@ type Broker struct {
 	deliverMu sync.Mutex
 	resyncs   map[*roomSub]string // rooms marked for resync; the receive loop's
 
-	presMu sync.Mutex
-	held   map[string]map[string]bool // this node's presence entries: room → users
+	pres presenceState // this node's presence entries
 
 	wg        sync.WaitGroup // the receive loop and the maintenance loop
 	stopped   chan struct{}  // closed when the receive loop has ended
@@ -96,7 +95,6 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 		users:   make(map[string]bool),
 		pending: make(map[string]bool),
 		waiters: make(map[string][]waiter),
-		held:    make(map[string]map[string]bool),
 		resyncs: make(map[*roomSub]string),
 		stopped: make(chan struct{}),
 	}, nil
@@ -112,6 +110,7 @@ func (b *Broker) NodeID() string { return b.cfg.NodeID }
 // does not fail when Redis is down.
 func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
 	b.heartbeat(ctx)
+	b.checkBoot(ctx)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.cancel != nil || b.closed {
@@ -137,6 +136,9 @@ func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
 
 // Ready implements hub.Broker: it pings Redis.
 func (b *Broker) Ready(ctx context.Context) error {
+	if _, err := b.presenceUsable(); err != nil {
+		return fmt.Errorf("ready: %w", err)
+	}
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
 	return wrap("ready", b.client.Ping(ctx).Err())
@@ -188,6 +190,10 @@ func (b *Broker) opContext(ctx context.Context) (context.Context, context.Cancel
 func (b *Broker) metaKey(room string) string     { return b.cfg.KeyPrefix + "m:" + room }
 func (b *Broker) streamKey(room string) string   { return b.cfg.KeyPrefix + "h:" + room }
 func (b *Broker) presenceKey(room string) string { return b.cfg.KeyPrefix + "p:" + room }
+func (b *Broker) presenceCountKey(room string) string {
+	return b.cfg.KeyPrefix + "pc:" + room
+}
+func (b *Broker) bootKey() string                { return b.cfg.KeyPrefix + "boot" }
 func (b *Broker) pubIdemKey(key string) string   { return b.cfg.KeyPrefix + "ip:" + key }
 func (b *Broker) userIdemKey(key string) string  { return b.cfg.KeyPrefix + "iu:" + key }
 func (b *Broker) nodeKey(id string) string       { return b.cfg.KeyPrefix + "node:" + id }

@@ -25,6 +25,15 @@ var (
 	//go:embed lua/presence.lua
 	presenceLua    string
 	presenceScript = redis.NewScript(presenceLua)
+
+	// bootScript returns the boot key's value, setting it to ARGV[1] when
+	// missing: a value that changes tells a node Redis lost its data.
+	bootScript = redis.NewScript(`local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1])
+  v = ARGV[1]
+end
+return v`)
 )
 
 // runPipelined runs s once per args in one pipeline. A script Redis does not
