@@ -41,7 +41,8 @@ type apiMessage struct {
 	Data json.RawMessage `json:"data"`
 	// From is the sender's user name; "system" when empty.
 	From string `json:"from"`
-	// ID, when set, makes the request idempotent: a repeat within 5 minutes
+	// ID, when set, makes the request idempotent: a repeat of the same
+	// request (endpoint, room or recipient, and from) within 5 minutes
 	// publishes nothing and answers like the first.
 	ID string `json:"id"`
 }
@@ -86,11 +87,16 @@ func readMessage(w http.ResponseWriter, r *http.Request, limit int64) (apiMessag
 	return decodeAPIMessage(buf.Bytes())
 }
 
-func apiIdempotencyKey(id string) string {
+// apiIdempotencyKey scopes an API id to the endpoint (op: "send" or "dm"),
+// its target (the room or the recipient) and the sender, as the hub scopes
+// client ids: the id makes a retry of the same request safe and never
+// swallows a different request that reuses it. The leading NUL keeps API
+// keys apart from client keys, which start with a user name.
+func apiIdempotencyKey(op, target, from, id string) string {
 	if id == "" {
 		return ""
 	}
-	return "api\x00" + id
+	return "\x00api\x00" + op + ":" + target + "\x00" + from + "\x00" + id
 }
 
 // pathRoom returns the {room} path value, validated.
@@ -138,7 +144,7 @@ func handlePublish(h *hub.Hub, limit int64, log zerolog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		seq, err := h.Publish(r.Context(), room, m.From, m.Data, apiIdempotencyKey(m.ID))
+		seq, err := h.Publish(r.Context(), room, m.From, m.Data, apiIdempotencyKey("send", room, m.From, m.ID))
 		if err != nil {
 			return hubError(err, log)
 		}
@@ -218,7 +224,7 @@ func handleUserMessage(h *hub.Hub, limit int64, log zerolog.Logger) http.Handler
 		if err != nil {
 			return err
 		}
-		if err := h.DirectMessage(r.Context(), m.From, user, m.Data, apiIdempotencyKey(m.ID), false); err != nil {
+		if err := h.DirectMessage(r.Context(), m.From, user, m.Data, apiIdempotencyKey("dm", user, m.From, m.ID), false); err != nil {
 			return hubError(err, log)
 		}
 		writeJSON(w, http.StatusOK, map[string]bool{"delivered": true})

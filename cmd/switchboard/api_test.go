@@ -314,3 +314,63 @@ func TestConnectionLimits(t *testing.T) {
 		t.Fatalf("connection over the node's limit: %v, want 503", err)
 	}
 }
+
+// TestAPIIdempotencyScoped: an API id makes a retry of the same request
+// safe, but must not swallow a different request that reuses it: another
+// room, another endpoint, another recipient or another sender.
+func TestAPIIdempotencyScoped(t *testing.T) {
+	base, _ := startRun(t, map[string]string{"SWITCHBOARD_API_KEY": testKey})
+	alice := dial(t, base, "?name=alice", nil)
+	alice.send(`{"type":"join","room":"alpha"}`)
+	alice.expect("joined")
+	alice.send(`{"type":"join","room":"beta"}`)
+	alice.expect("joined")
+	bob := dial(t, base, "?name=bob", nil)
+	bob.expect("welcome")
+
+	publish := func(room, body string, wantSeq float64) {
+		t.Helper()
+		code, resp := api(t, "POST", base+"/api/rooms/"+room+"/messages", testKey, body)
+		if code != 200 || resp["seq"] != wantSeq {
+			t.Fatalf("publish %s to %s: %d %v, want seq %v", body, room, code, resp, wantSeq)
+		}
+	}
+	publish("beta", `{"data":"first"}`, 1)
+	if m := alice.expect("message"); m["room"] != "beta" || m["data"] != "first" {
+		t.Fatalf("alice got %v", m)
+	}
+	publish("alpha", `{"data":"to alpha","id":"x"}`, 1)
+	if m := alice.expect("message"); m["room"] != "alpha" || m["data"] != "to alpha" {
+		t.Fatalf("alice got %v", m)
+	}
+	publish("beta", `{"data":"to beta","id":"x"}`, 2)
+	if m := alice.expect("message"); m["room"] != "beta" || m["data"] != "to beta" || m["seq"] != 2.0 {
+		t.Fatalf("the same id for another room: alice got %v, want beta's message", m)
+	}
+	publish("beta", `{"data":"from ops","from":"ops","id":"x"}`, 3)
+	if m := alice.expect("message"); m["from"] != "ops" || m["seq"] != 3.0 {
+		t.Fatalf("the same id from another sender: alice got %v", m)
+	}
+	publish("beta", `{"data":"to beta","id":"x"}`, 2) // a true retry still answers like the first
+
+	dm := func(user string, c *wsClient) {
+		t.Helper()
+		if code, resp := api(t, "POST", base+"/api/users/"+user+"/messages", testKey, `{"data":"dm `+user+`","id":"x"}`); code != 200 || resp["delivered"] != true {
+			t.Fatalf("dm %s: %d %v", user, code, resp)
+		}
+		if m := c.expect("dm"); m["data"] != "dm "+user {
+			t.Fatalf("the same id for a DM to %s: got %v", user, m)
+		}
+	}
+	dm("alice", alice)
+	dm("bob", bob)
+	if code, resp := api(t, "POST", base+"/api/users/bob/messages", testKey, `{"data":"dm bob","id":"x"}`); code != 200 || resp["delivered"] != true {
+		t.Fatalf("dm retry: %d %v", code, resp)
+	}
+	if code, resp := api(t, "POST", base+"/api/users/bob/messages", testKey, `{"data":"next","id":"y"}`); code != 200 || resp["delivered"] != true {
+		t.Fatalf("dm y: %d %v", code, resp)
+	}
+	if m := bob.expect("dm"); m["data"] != "next" {
+		t.Fatalf("a retried DM was delivered again: bob got %v before the next DM", m)
+	}
+}
