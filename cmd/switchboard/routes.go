@@ -15,13 +15,17 @@ import (
 )
 
 // routes returns every HTTP route of the server. The server API under /api
-// exists only when an API key is configured.
+// exists only when an API key is configured. Every route but the WebSocket
+// endpoint reads its body and writes its response within cfg.HTTP.Request.
 func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.Bool, cfg config, log zerolog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	bounded := func(pattern string, handler http.Handler) {
+		mux.Handle(pattern, boundRequest(cfg.HTTP.Request, handler))
+	}
 	mux.Handle("GET /ws", ws)
-	mux.Handle("GET /healthz", handleHealthz())
-	mux.Handle("GET /readyz", handleReadyz(h, draining))
-	mux.Handle("/", getOnly(web.Handler()))
+	bounded("GET /healthz", handleHealthz())
+	bounded("GET /readyz", handleReadyz(h, draining, log))
+	bounded("/", getOnly(web.Handler()))
 
 	api := http.NewServeMux()
 	limit := int64(cfg.MaxFrame)
@@ -33,9 +37,9 @@ func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.
 	api.Handle("GET /api/stats", handleStats(h, broker, cfg.NodeID, log))
 	api.Handle("/api/", handleNotFound())
 	if cfg.APIKey != "" {
-		mux.Handle("/api/", requireKey(cfg.APIKey, api))
+		bounded("/api/", requireKey(cfg.APIKey, api))
 	} else {
-		mux.Handle("/api/", apiHandler(func(w http.ResponseWriter, r *http.Request) error {
+		bounded("/api/", apiHandler(func(w http.ResponseWriter, r *http.Request) error {
 			return apiError(http.StatusNotFound, "not_found", "the server API is disabled: set SWITCHBOARD_API_KEY")
 		}))
 	}
@@ -51,7 +55,7 @@ func handleHealthz() http.Handler {
 
 // handleReadyz answers 200 when the node can take traffic: not draining and
 // its broker reachable; 503 otherwise, with the reason.
-func handleReadyz(h *hub.Hub, draining *atomic.Bool) http.Handler {
+func handleReadyz(h *hub.Hub, draining *atomic.Bool, log zerolog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining.Load() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
