@@ -54,8 +54,11 @@ func handleHealthz() http.Handler {
 }
 
 // handleReadyz answers 200 when the node can take traffic: not draining and
-// its broker reachable; 503 otherwise, with the reason.
+// its broker reachable; 503 otherwise. The body says only which: the cause
+// of an unreachable broker (addresses, ports) is logged, not shown to
+// whoever asks, and logged once per outage rather than on every probe.
 func handleReadyz(h *hub.Hub, draining *atomic.Bool, log zerolog.Logger) http.Handler {
+	var failing atomic.Bool
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining.Load() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
@@ -64,8 +67,14 @@ func handleReadyz(h *hub.Hub, draining *atomic.Bool, log zerolog.Logger) http.Ha
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := h.Ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			if !failing.Swap(true) {
+				log.Warn().Err(err).Msg("not ready: broker unreachable")
+			}
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 			return
+		}
+		if failing.Swap(false) {
+			log.Info().Msg("ready again: broker reachable")
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
