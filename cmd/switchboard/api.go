@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +82,9 @@ func readMessage(w http.ResponseWriter, r *http.Request, limit int64) (apiMessag
 		if errors.As(err, &tooBig) {
 			return apiMessage{}, apiError(http.StatusRequestEntityTooLarge, protocol.CodeBadRequest,
 				fmt.Sprintf("body larger than %d bytes", limit))
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return apiMessage{}, apiError(http.StatusRequestTimeout, protocol.CodeBadRequest, "body not received in time")
 		}
 		return apiMessage{}, apiError(http.StatusBadRequest, protocol.CodeBadRequest, "could not read body")
 	}

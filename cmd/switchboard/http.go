@@ -12,19 +12,22 @@ import (
 // connection that sends its header slowly, sits idle between requests,
 // trickles a body or reads a response slowly is cut off.
 //
-// http.Server's ReadTimeout and WriteTimeout are deliberately not used:
-// net/http sets them as deadlines on the connection before the handler
-// runs, and a hijacked WebSocket connection keeps them (coder/websocket
-// never clears them), so every WebSocket would die after ReadTimeout. The
-// body and response of an ordinary request are bounded per request instead
-// (boundRequest); a WebSocket has its own keepalive and write deadlines.
+// http.Server's ReadTimeout and WriteTimeout are deliberately not used.
+// net/http applies them as deadlines on the connection before the handler
+// runs, and documents that a hijacked connection "may have read or write
+// deadlines already set" that the caller must clear (Go 1.26 clears them on
+// an HTTP/1 Hijack, but the contract does not promise it, and
+// coder/websocket never touches them): a WebSocket must not depend on that.
+// The body and response of every other request are bounded per request
+// instead (boundRequest); a WebSocket has its own keepalive and write
+// deadlines in clients.
 type httpLimits struct {
 	// ReadHeader bounds reading a request's line and header.
 	ReadHeader time.Duration
 	// Idle closes a keep-alive connection that sends no new request.
 	Idle time.Duration
-	// Request bounds reading the body and writing the response of every
-	// request but a WebSocket upgrade.
+	// Request bounds reading the body of every request but a WebSocket
+	// upgrade; its response must be written within twice Request.
 	Request time.Duration
 	// MaxHeaderBytes caps the request line and header (431 beyond it):
 	// room for a JWT in ?token= or Authorization, far below net/http's
@@ -52,17 +55,19 @@ func newHTTPServer(handler http.Handler, l httpLimits, log zerolog.Logger) *http
 	}
 }
 
-// boundRequest gives a request d to deliver its body and to take its
-// response. It must not wrap the WebSocket endpoint: the deadlines would
-// outlive the upgrade on the hijacked connection.
+// boundRequest gives a request d to deliver its body, and d more to take
+// its response (so that a body that timed out still gets its 408). net/http
+// clears both deadlines before the connection's next request. It must not
+// wrap the WebSocket endpoint: the deadlines would outlive the upgrade on
+// the hijacked connection.
 func boundRequest(d time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
-		deadline := time.Now().Add(d)
-		// Errors mean the connection cannot take deadlines (e.g. a test
+		now := time.Now()
+		// Errors mean the writer cannot take deadlines (e.g. a test
 		// recorder): serve without them.
-		_ = rc.SetReadDeadline(deadline)
-		_ = rc.SetWriteDeadline(deadline)
+		_ = rc.SetReadDeadline(now.Add(d))
+		_ = rc.SetWriteDeadline(now.Add(2 * d))
 		next.ServeHTTP(w, r)
 	})
 }
