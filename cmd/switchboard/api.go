@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -54,7 +55,7 @@ func decodeAPIMessage(body []byte) (apiMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return m, apiError(http.StatusBadRequest, protocol.CodeBadJSON, "body must be a JSON object {\"data\":…,\"from\":…,\"id\":…}: "+err.Error())
+		return m, apiError(http.StatusBadRequest, protocol.CodeBadJSON, "body must be a JSON object {\"data\":…,\"from\":…,\"id\":…}: "+jsonProblem(err))
 	}
 	if dec.More() {
 		return m, apiError(http.StatusBadRequest, protocol.CodeBadJSON, "body must hold one JSON object")
@@ -72,6 +73,27 @@ func decodeAPIMessage(body []byte) (apiMessage, error) {
 		return m, apiError(http.StatusBadRequest, protocol.CodeBadRequest, "id must be at most 64 characters")
 	}
 	return m, nil
+}
+
+// jsonProblem describes a body's JSON decoding error in the API's terms:
+// the decoder's own text names Go types.
+func jsonProblem(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Sprintf("field %q cannot be a JSON %s", typ.Field, typ.Value)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("got a JSON %s", typ.Value)
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("invalid JSON at byte %d", syntax.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the JSON ends early"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	default:
+		return "invalid JSON"
+	}
 }
 
 // readMessage reads a request body of at most limit bytes as an apiMessage.

@@ -476,3 +476,29 @@ func TestAPIIdempotencyScoped(t *testing.T) {
 		t.Fatalf("a retried DM was delivered again: bob got %v before the next DM", m)
 	}
 }
+
+// TestAPIErrorsHideInternals: a malformed body is answered in the API's
+// terms, without Go type names from the decoder.
+func TestAPIErrorsHideInternals(t *testing.T) {
+	base, _ := startRun(t, map[string]string{"SWITCHBOARD_API_KEY": testKey})
+	for body, want := range map[string]string{
+		`{"data":1,"from":5}`: `"from"`,
+		`{"data":1,"id":{}}`:  `"id"`,
+		`[]`:                  "JSON object",
+		`xx`:                  "byte 1",
+		`{"data":`:            "ends early",
+		`{"text":1}`:          `unknown field "text"`,
+	} {
+		code, resp := api(t, "POST", base+"/api/rooms/lobby/messages", testKey, body)
+		e, _ := resp["error"].(map[string]any)
+		msg, _ := e["message"].(string)
+		if code != 400 || e["code"] != "bad_json" || !strings.Contains(msg, want) {
+			t.Errorf("%s: %d %v, want 400 bad_json mentioning %s", body, code, resp, want)
+		}
+		for _, internal := range []string{"Go ", "apiMessage", "main.", "json:"} {
+			if strings.Contains(msg, internal) {
+				t.Errorf("%s: message %q shows %q", body, msg, internal)
+			}
+		}
+	}
+}
