@@ -20,3 +20,4 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s ./hub/redisbroker/
 	go test -run '^$$' -fuzz FuzzVerifyToken -fuzztime 30s ./cmd/switchboard/
 	go test -run '^$$' -fuzz FuzzDecodeAPIMessage -fuzztime 30s ./cmd/switchboard/
+	go test -run '^$$' -fuzz FuzzCheckGlobs -fuzztime 30s ./cmd/switchboard/

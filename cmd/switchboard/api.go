@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,7 +43,8 @@ type apiMessage struct {
 	Data json.RawMessage `json:"data"`
 	// From is the sender's user name; "system" when empty.
 	From string `json:"from"`
-	// ID, when set, makes the request idempotent: a repeat within 5 minutes
+	// ID, when set, makes the request idempotent: a repeat of the same
+	// request (endpoint, room or recipient, and from) within 5 minutes
 	// publishes nothing and answers like the first.
 	ID string `json:"id"`
 }
@@ -52,7 +55,7 @@ func decodeAPIMessage(body []byte) (apiMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return m, apiError(http.StatusBadRequest, protocol.CodeBadJSON, "body must be a JSON object {\"data\":…,\"from\":…,\"id\":…}: "+err.Error())
+		return m, apiError(http.StatusBadRequest, protocol.CodeBadJSON, "body must be a JSON object {\"data\":…,\"from\":…,\"id\":…}: "+jsonProblem(err))
 	}
 	if dec.More() {
 		return m, apiError(http.StatusBadRequest, protocol.CodeBadJSON, "body must hold one JSON object")
@@ -72,6 +75,27 @@ func decodeAPIMessage(body []byte) (apiMessage, error) {
 	return m, nil
 }
 
+// jsonProblem describes a body's JSON decoding error in the API's terms:
+// the decoder's own text names Go types.
+func jsonProblem(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Sprintf("field %q cannot be a JSON %s", typ.Field, typ.Value)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("got a JSON %s", typ.Value)
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("invalid JSON at byte %d", syntax.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the JSON ends early"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	default:
+		return "invalid JSON"
+	}
+}
+
 // readMessage reads a request body of at most limit bytes as an apiMessage.
 func readMessage(w http.ResponseWriter, r *http.Request, limit int64) (apiMessage, error) {
 	var buf bytes.Buffer
@@ -81,16 +105,24 @@ func readMessage(w http.ResponseWriter, r *http.Request, limit int64) (apiMessag
 			return apiMessage{}, apiError(http.StatusRequestEntityTooLarge, protocol.CodeBadRequest,
 				fmt.Sprintf("body larger than %d bytes", limit))
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return apiMessage{}, apiError(http.StatusRequestTimeout, protocol.CodeBadRequest, "body not received in time")
+		}
 		return apiMessage{}, apiError(http.StatusBadRequest, protocol.CodeBadRequest, "could not read body")
 	}
 	return decodeAPIMessage(buf.Bytes())
 }
 
-func apiIdempotencyKey(id string) string {
+// apiIdempotencyKey scopes an API id to the endpoint (op: "send" or "dm"),
+// its target (the room or the recipient) and the sender, as the hub scopes
+// client ids: the id makes a retry of the same request safe and never
+// swallows a different request that reuses it. The leading NUL keeps API
+// keys apart from client keys, which start with a user name.
+func apiIdempotencyKey(op, target, from, id string) string {
 	if id == "" {
 		return ""
 	}
-	return "api\x00" + id
+	return "\x00api\x00" + op + ":" + target + "\x00" + from + "\x00" + id
 }
 
 // pathRoom returns the {room} path value, validated.
@@ -138,7 +170,7 @@ func handlePublish(h *hub.Hub, limit int64, log zerolog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		pos, err := h.Publish(r.Context(), room, m.From, m.Data, apiIdempotencyKey(m.ID))
+		pos, err := h.Publish(r.Context(), room, m.From, m.Data, apiIdempotencyKey("send", room, m.From, m.ID))
 		if err != nil {
 			return hubError(err, log)
 		}
@@ -218,7 +250,7 @@ func handleUserMessage(h *hub.Hub, limit int64, log zerolog.Logger) http.Handler
 		if err != nil {
 			return err
 		}
-		if err := h.DirectMessage(r.Context(), m.From, user, m.Data, apiIdempotencyKey(m.ID), false); err != nil {
+		if err := h.DirectMessage(r.Context(), m.From, user, m.Data, apiIdempotencyKey("dm", user, m.From, m.ID), false); err != nil {
 			return hubError(err, log)
 		}
 		writeJSON(w, http.StatusOK, map[string]bool{"delivered": true})

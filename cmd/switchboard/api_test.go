@@ -1,15 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/switchboard-chat/switchboard/clients"
+	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 const testKey = "test-api-key"
@@ -222,8 +228,68 @@ func TestTokenCommand(t *testing.T) {
 	if err != nil || id.User != "alice" || !id.CanJoin("lobby") || !id.CanJoin("team-x") || id.CanJoin("other") {
 		t.Fatalf("minted token: %+v, %v", id, err)
 	}
+	if id.CanDM != nil {
+		t.Fatal("a token minted without --dm must allow DMs to anyone")
+	}
 	if err := run(t.Context(), []string{"token", "--user", "alice"}, func(string) string { return "" }, io.Discard, io.Discard); !errors.Is(err, errUsage) {
 		t.Fatalf("token without a secret = %v, want a usage error", err)
+	}
+
+	out.Reset()
+	if err := run(t.Context(), []string{"token", "--user", "alice", "--dm", "bob, support-*"}, env, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	id, err = tokenAuth{secret: []byte(testSecret)}.verify(strings.TrimSpace(out.String()))
+	if err != nil || id.CanJoin != nil || id.CanDM == nil || !id.CanDM("bob") || !id.CanDM("support-7") || id.CanDM("carol") {
+		t.Fatalf("token --dm: %+v, %v", id, err)
+	}
+
+	// Invalid globs are refused, naming the bad pattern, not minted into a
+	// token that silently allows less than intended.
+	bad := []struct{ flag, value, want string }{
+		{"--rooms", "lobby,,bad room", "empty pattern"},
+		{"--rooms", "lobby,bad room", `"bad room"`},
+		{"--rooms", "team-[", `"team-["`},
+		{"--rooms", ",", "empty pattern"},
+		{"--dm", "bob,team:a", `"team:a"`},
+		{"--dm", "bob,", "empty pattern"},
+	}
+	for _, b := range bad {
+		out.Reset()
+		err := run(t.Context(), []string{"token", "--user", "alice", b.flag, b.value}, env, &out, io.Discard)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), b.want) || !strings.Contains(err.Error(), b.flag) {
+			t.Errorf("token %s %q = %v, want a usage error naming %s", b.flag, b.value, err, b.want)
+		}
+		if out.Len() != 0 {
+			t.Errorf("token %s %q printed a token", b.flag, b.value)
+		}
+	}
+}
+
+// TestTokenWithinLeeway: a token a little past its exp (within the clock
+// skew leeway) that is accepted at the upgrade, or in a refresh, keeps its
+// connection open rather than closing it with 4001 at once.
+func TestTokenWithinLeeway(t *testing.T) {
+	base, _ := startRun(t, map[string]string{"SWITCHBOARD_JWT_SECRET": testSecret})
+	late := sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(-10 * time.Second).Unix()})
+	c := dial(t, base, "?token="+late, nil)
+	if m, err := c.read(); err != nil || m["type"] != "welcome" {
+		t.Fatalf("first frame = %v, %v; want welcome", m, err)
+	}
+	c.send(`{"type":"join","room":"lobby","id":1}`)
+	if m, err := c.read(); err != nil || m["type"] != "joined" {
+		t.Fatalf("after welcome: %v, %v; want joined", m, err)
+	}
+
+	r := dial(t, base, "?token="+sign(t, testSecret, jwt.MapClaims{"sub": "bob", "exp": time.Now().Add(time.Hour).Unix()}), nil)
+	r.expect("welcome")
+	r.send(`{"type":"refresh","token":"` + sign(t, testSecret, jwt.MapClaims{"sub": "bob", "exp": time.Now().Add(-10 * time.Second).Unix()}) + `","id":1}`)
+	if m, err := r.read(); err != nil || m["type"] != "refreshed" {
+		t.Fatalf("refresh within the leeway: %v, %v", m, err)
+	}
+	r.send(`{"type":"join","room":"lobby","id":2}`)
+	if m, err := r.read(); err != nil || m["type"] != "joined" {
+		t.Fatalf("after the refresh: %v, %v; want joined", m, err)
 	}
 }
 
@@ -246,27 +312,63 @@ func FuzzDecodeAPIMessage(f *testing.F) {
 	})
 }
 
+// startAuthServer serves /ws with token auth of the given leeway, on a hub
+// with the memory broker, and returns the base URL: run has the fixed 30 s
+// leeway, too long to wait for in a test.
+func startAuthServer(t *testing.T, leeway time.Duration) string {
+	t.Helper()
+	broker := hub.NewMemoryBroker(hub.MemoryConfig{})
+	h := hub.New(broker, hub.NewMemoryPresence(broker), hub.Config{})
+	if err := h.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	auth := tokenAuth{secret: []byte(testSecret), leeway: leeway}
+	ws := clients.NewServer(h, clients.Config{Authenticate: auth.identify, Refresh: auth.verify})
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", ws)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Close(ctx, protocol.CloseGoingAway, "test over")
+		srv.Close()
+		broker.Close(ctx)
+	})
+	return srv.URL
+}
+
 func TestTokenExpiryAndRefresh(t *testing.T) {
-	base, _ := startRun(t, map[string]string{"SWITCHBOARD_JWT_SECRET": testSecret})
-	short := func(user string, d time.Duration, rooms ...string) string {
-		c := jwt.MapClaims{"sub": user, "exp": time.Now().Add(d).Unix()}
+	const leeway = 3 * time.Second
+	base := startAuthServer(t, leeway)
+	token := func(user string, exp time.Time, rooms ...string) string {
+		c := jwt.MapClaims{"sub": user, "exp": exp.Unix()}
 		if rooms != nil {
 			c["rooms"] = rooms
 		}
 		return sign(t, testSecret, c)
 	}
 
-	// Not refreshed: closed with 4001 when the token expires.
-	c := dial(t, base, "?token="+short("alice", 2*time.Second), nil)
-	c.expect("welcome")
+	// Not refreshed: a token a second past its exp, within the leeway, gets
+	// its welcome and works, and is closed with 4001 once exp + leeway passes.
+	exp := time.Now().Add(-time.Second)
+	c := dial(t, base, "?token="+token("alice", exp), nil)
+	if m, err := c.read(); err != nil || m["type"] != "welcome" {
+		t.Fatalf("first frame = %v, %v; want welcome", m, err)
+	}
+	c.send(`{"type":"join","room":"lobby","id":1}`)
+	c.expect("joined")
 	if got := c.closeStatus(); got != 4001 {
 		t.Fatalf("expired session closed with %v, want 4001", got)
 	}
+	if deadline := time.Unix(exp.Unix(), 0).Add(leeway - 50*time.Millisecond); time.Now().Before(deadline) {
+		t.Fatalf("closed before exp + leeway (%v)", deadline)
+	}
 
 	// Refreshed in time: stays open past the first expiry.
-	r := dial(t, base, "?token="+short("bob", 2*time.Second, "team-*"), nil)
+	exp = time.Now().Add(time.Second)
+	r := dial(t, base, "?token="+token("bob", exp, "team-*"), nil)
 	r.expect("welcome")
-	r.send(`{"type":"refresh","token":"` + short("mallory", time.Hour) + `","id":1}`)
+	r.send(`{"type":"refresh","token":"` + token("mallory", time.Now().Add(time.Hour)) + `","id":1}`)
 	if e := r.expect("error"); e["code"] != "forbidden" {
 		t.Fatalf("refresh with another user's token = %v", e)
 	}
@@ -274,11 +376,11 @@ func TestTokenExpiryAndRefresh(t *testing.T) {
 	if e := r.expect("error"); e["code"] != "unauthorized" {
 		t.Fatalf("refresh with garbage = %v", e)
 	}
-	r.send(`{"type":"refresh","token":"` + short("bob", time.Hour, "lobby") + `","id":3}`)
+	r.send(`{"type":"refresh","token":"` + token("bob", time.Now().Add(time.Hour), "lobby") + `","id":3}`)
 	if ok := r.expect("refreshed"); ok["id"] != 3.0 || ok["exp"] == nil {
 		t.Fatalf("refreshed = %v", ok)
 	}
-	time.Sleep(3 * time.Second)
+	time.Sleep(time.Until(exp.Add(leeway)) + 500*time.Millisecond)
 	r.send(`{"type":"join","room":"lobby","id":4}`)
 	r.expect("joined") // the new token's rooms apply
 	r.send(`{"type":"history","room":"team-x","id":5}`)
@@ -312,5 +414,91 @@ func TestConnectionLimits(t *testing.T) {
 	dial(t, full, "?name=a", nil).expect("welcome")
 	if _, err := dialErr(t, full, "?name=b", nil); !errors.As(err, &de) || de.status != 503 {
 		t.Fatalf("connection over the node's limit: %v, want 503", err)
+	}
+}
+
+// TestAPIIdempotencyScoped: an API id makes a retry of the same request
+// safe, but must not swallow a different request that reuses it: another
+// room, another endpoint, another recipient or another sender.
+func TestAPIIdempotencyScoped(t *testing.T) {
+	base, _ := startRun(t, map[string]string{"SWITCHBOARD_API_KEY": testKey})
+	alice := dial(t, base, "?name=alice", nil)
+	alice.send(`{"type":"join","room":"alpha"}`)
+	alice.expect("joined")
+	alice.send(`{"type":"join","room":"beta"}`)
+	alice.expect("joined")
+	bob := dial(t, base, "?name=bob", nil)
+	bob.expect("welcome")
+
+	publish := func(room, body string, wantSeq float64) {
+		t.Helper()
+		code, resp := api(t, "POST", base+"/api/rooms/"+room+"/messages", testKey, body)
+		if code != 200 || resp["seq"] != wantSeq {
+			t.Fatalf("publish %s to %s: %d %v, want seq %v", body, room, code, resp, wantSeq)
+		}
+	}
+	publish("beta", `{"data":"first"}`, 1)
+	if m := alice.expect("message"); m["room"] != "beta" || m["data"] != "first" {
+		t.Fatalf("alice got %v", m)
+	}
+	publish("alpha", `{"data":"to alpha","id":"x"}`, 1)
+	if m := alice.expect("message"); m["room"] != "alpha" || m["data"] != "to alpha" {
+		t.Fatalf("alice got %v", m)
+	}
+	publish("beta", `{"data":"to beta","id":"x"}`, 2)
+	if m := alice.expect("message"); m["room"] != "beta" || m["data"] != "to beta" || m["seq"] != 2.0 {
+		t.Fatalf("the same id for another room: alice got %v, want beta's message", m)
+	}
+	publish("beta", `{"data":"from ops","from":"ops","id":"x"}`, 3)
+	if m := alice.expect("message"); m["from"] != "ops" || m["seq"] != 3.0 {
+		t.Fatalf("the same id from another sender: alice got %v", m)
+	}
+	publish("beta", `{"data":"to beta","id":"x"}`, 2) // a true retry still answers like the first
+
+	dm := func(user string, c *wsClient) {
+		t.Helper()
+		if code, resp := api(t, "POST", base+"/api/users/"+user+"/messages", testKey, `{"data":"dm `+user+`","id":"x"}`); code != 200 || resp["delivered"] != true {
+			t.Fatalf("dm %s: %d %v", user, code, resp)
+		}
+		if m := c.expect("dm"); m["data"] != "dm "+user {
+			t.Fatalf("the same id for a DM to %s: got %v", user, m)
+		}
+	}
+	dm("alice", alice)
+	dm("bob", bob)
+	if code, resp := api(t, "POST", base+"/api/users/bob/messages", testKey, `{"data":"dm bob","id":"x"}`); code != 200 || resp["delivered"] != true {
+		t.Fatalf("dm retry: %d %v", code, resp)
+	}
+	if code, resp := api(t, "POST", base+"/api/users/bob/messages", testKey, `{"data":"next","id":"y"}`); code != 200 || resp["delivered"] != true {
+		t.Fatalf("dm y: %d %v", code, resp)
+	}
+	if m := bob.expect("dm"); m["data"] != "next" {
+		t.Fatalf("a retried DM was delivered again: bob got %v before the next DM", m)
+	}
+}
+
+// TestAPIErrorsHideInternals: a malformed body is answered in the API's
+// terms, without Go type names from the decoder.
+func TestAPIErrorsHideInternals(t *testing.T) {
+	base, _ := startRun(t, map[string]string{"SWITCHBOARD_API_KEY": testKey})
+	for body, want := range map[string]string{
+		`{"data":1,"from":5}`: `"from"`,
+		`{"data":1,"id":{}}`:  `"id"`,
+		`[]`:                  "JSON object",
+		`xx`:                  "byte 1",
+		`{"data":`:            "ends early",
+		`{"text":1}`:          `unknown field "text"`,
+	} {
+		code, resp := api(t, "POST", base+"/api/rooms/lobby/messages", testKey, body)
+		e, _ := resp["error"].(map[string]any)
+		msg, _ := e["message"].(string)
+		if code != 400 || e["code"] != "bad_json" || !strings.Contains(msg, want) {
+			t.Errorf("%s: %d %v, want 400 bad_json mentioning %s", body, code, resp, want)
+		}
+		for _, internal := range []string{"Go ", "apiMessage", "main.", "json:"} {
+			if strings.Contains(msg, internal) {
+				t.Errorf("%s: message %q shows %q", body, msg, internal)
+			}
+		}
 	}
 }

@@ -3,9 +3,7 @@ package main
 import (
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"net/http"
-	"path"
 	"strings"
 	"time"
 
@@ -19,7 +17,9 @@ import (
 // bits of key to be as strong as its hash.
 const minSecretLen = 32
 
-// tokenLeeway is the clock skew tolerated on exp and nbf.
+// tokenLeeway is the clock skew tolerated on exp and nbf: a token is
+// accepted until exp + tokenLeeway, and a connection it opened is closed
+// with 4001 at that same moment, not at exp.
 const tokenLeeway = 30 * time.Second
 
 // claims are the JWT claims Switchboard reads. sub and exp are required.
@@ -29,6 +29,9 @@ type claims struct {
 	// Rooms lists glob patterns ("team-*") of the rooms the user may join;
 	// absent means every room.
 	Rooms []string `json:"rooms,omitempty"`
+	// DM lists glob patterns ("bob", "support-*") of the users the user may
+	// send direct messages to; absent means anyone.
+	DM []string `json:"dm,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -36,14 +39,22 @@ type claims struct {
 type tokenAuth struct {
 	secret []byte
 	now    func() time.Time // for tests; time.Now when nil
+	leeway time.Duration    // for tests; tokenLeeway when 0
 }
 
-// verify checks a token and returns the identity it grants.
+// verify checks a token and returns the identity it grants. The identity
+// expires at exp plus the leeway, the last moment verify accepts the token,
+// so that a token accepted at the upgrade or in a refresh is not then
+// rejected by the session's expiry timer.
 func (a tokenAuth) verify(token string) (clients.Identity, error) {
+	leeway := a.leeway
+	if leeway == 0 {
+		leeway = tokenLeeway
+	}
 	var c claims
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{"HS256"}),
-		jwt.WithLeeway(tokenLeeway),
+		jwt.WithLeeway(leeway),
 		jwt.WithExpirationRequired(),
 	}
 	if a.now != nil {
@@ -60,30 +71,20 @@ func (a tokenAuth) verify(token string) (clients.Identity, error) {
 	case !protocol.ValidUser(c.Subject):
 		return clients.Identity{}, unauthorized("token sub must be a user name: 1-32 of A-Z a-z 0-9 _ . -")
 	}
-	for _, p := range c.Rooms {
-		if _, err := path.Match(p, ""); err != nil || p == "" {
-			return clients.Identity{}, unauthorized(fmt.Sprintf("token rooms has an invalid pattern %q", p))
-		}
+	if err := checkGlobs(c.Rooms, "room", protocol.ValidRoom); err != nil {
+		return clients.Identity{}, unauthorized("token rooms: " + err.Error())
 	}
-	id := clients.Identity{User: c.Subject, Name: c.Name, Expires: c.ExpiresAt.Time}
+	if err := checkGlobs(c.DM, "user", protocol.ValidUser); err != nil {
+		return clients.Identity{}, unauthorized("token dm: " + err.Error())
+	}
+	id := clients.Identity{User: c.Subject, Name: c.Name, Expires: c.ExpiresAt.Add(leeway)}
 	if c.Rooms != nil {
-		id.CanJoin = roomMatcher(c.Rooms)
+		id.CanJoin = globMatcher(c.Rooms)
+	}
+	if c.DM != nil {
+		id.CanDM = globMatcher(c.DM)
 	}
 	return id, nil
-}
-
-// roomMatcher returns a function reporting whether a room matches any of the
-// glob patterns (path.Match syntax: * ? [a-z] \ escapes). Room names have no
-// '/', so * matches any run of characters.
-func roomMatcher(patterns []string) func(string) bool {
-	return func(room string) bool {
-		for _, p := range patterns {
-			if ok, _ := path.Match(p, room); ok {
-				return true
-			}
-		}
-		return false
-	}
 }
 
 // identify authenticates an upgrade request by its token, from ?token= or an
@@ -99,10 +100,11 @@ func (a tokenAuth) identify(r *http.Request) (clients.Identity, error) {
 	return a.verify(token)
 }
 
-// mint signs a token for user, valid for ttl, limited to rooms when given.
-func (a tokenAuth) mint(user, name string, rooms []string, ttl time.Duration) (string, error) {
+// mint signs a token for user, valid for ttl, limited to rooms and to DMs
+// to dm when they are not nil.
+func (a tokenAuth) mint(user, name string, rooms, dm []string, ttl time.Duration) (string, error) {
 	now := time.Now()
-	c := claims{Name: name, Rooms: rooms, RegisteredClaims: jwt.RegisteredClaims{
+	c := claims{Name: name, Rooms: rooms, DM: dm, RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   user,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/switchboard-chat/switchboard/clients"
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef"
@@ -64,6 +66,10 @@ func TestVerifyToken(t *testing.T) {
 		{"missing sub", sign(t, testSecret, jwt.MapClaims{"exp": exp}), "sub", ""},
 		{"bad sub", sign(t, testSecret, jwt.MapClaims{"sub": "al ice", "exp": exp}), "sub", ""},
 		{"bad rooms pattern", sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": exp, "rooms": []string{"team-["}}), "pattern", ""},
+		{"rooms pattern that matches no room", sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": exp, "rooms": []string{"lobby", "bad room"}}), `"bad room"`, ""},
+		{"empty rooms pattern", sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": exp, "rooms": []string{""}}), "empty pattern", ""},
+		{"dm pattern that matches no user", sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": exp, "dm": []string{"team:a"}}), `"team:a"`, ""},
+		{"bad dm pattern", sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": exp, "dm": []string{"bob["}}), `"bob["`, ""},
 		{"rooms not a list", sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": exp, "rooms": "lobby"}), "invalid", ""},
 		{"garbage", "not.a.token", "invalid", ""},
 		{"empty", "", "invalid", ""},
@@ -89,7 +95,7 @@ func TestVerifyToken(t *testing.T) {
 }
 
 func TestRoomGlobs(t *testing.T) {
-	match := roomMatcher([]string{"team-*", "lobby", "dm:alice:?", `lit\*`})
+	match := globMatcher([]string{"team-*", "lobby", "dm:alice:?", `lit\*`})
 	cases := map[string]bool{
 		"team-":        true,
 		"team-red":     true,
@@ -117,7 +123,7 @@ func TestRoomGlobs(t *testing.T) {
 
 func TestMintedTokenVerifies(t *testing.T) {
 	auth := tokenAuth{secret: []byte(testSecret)}
-	tok, err := auth.mint("alice", "Alice", []string{"team-*"}, time.Minute)
+	tok, err := auth.mint("alice", "Alice", []string{"team-*"}, nil, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,9 +131,122 @@ func TestMintedTokenVerifies(t *testing.T) {
 	if err != nil || id.User != "alice" || id.Name != "Alice" || !id.CanJoin("team-1") || id.CanJoin("lobby") {
 		t.Fatalf("verify(mint) = %+v, %v", id, err)
 	}
-	if d := time.Until(id.Expires); d <= 0 || d > time.Minute {
-		t.Fatalf("expires in %v, want within a minute", d)
+	if d := time.Until(id.Expires); d <= 0 || d > time.Minute+tokenLeeway {
+		t.Fatalf("expires in %v, want within a minute and the leeway", d)
 	}
+	if id.CanDM != nil {
+		t.Fatal("a token without a dm claim must allow DMs to anyone (CanDM nil)")
+	}
+}
+
+// TestVerifyExpiresWithLeeway: a token is accepted until exp + leeway, and
+// the identity it grants expires at that same moment, so the session's timer
+// does not close a connection whose token was just accepted.
+func TestVerifyExpiresWithLeeway(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	auth := tokenAuth{secret: []byte(testSecret), now: func() time.Time { return now }, leeway: 5 * time.Second}
+	exp := now.Add(-3 * time.Second)
+	id, err := auth.verify(sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": exp.Unix()}))
+	if err != nil {
+		t.Fatalf("a token 3s past exp with 5s of leeway: %v", err)
+	}
+	if want := exp.Add(5 * time.Second); !id.Expires.Equal(want) {
+		t.Fatalf("Expires = %v, want exp + leeway = %v", id.Expires, want)
+	}
+	if _, err := auth.verify(sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": now.Add(-6 * time.Second).Unix()})); err == nil {
+		t.Fatal("a token 6s past exp with 5s of leeway was accepted")
+	}
+	def := tokenAuth{secret: []byte(testSecret), now: func() time.Time { return now }}
+	id, err = def.verify(sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": exp.Unix()}))
+	if want := exp.Add(tokenLeeway); err != nil || !id.Expires.Equal(want) {
+		t.Fatalf("default leeway: Expires = %v, %v; want %v", id.Expires, err, want)
+	}
+}
+
+// TestDMClaim: the dm claim limits whom the user may send DMs to, with the
+// syntax of rooms.
+func TestDMClaim(t *testing.T) {
+	exp := time.Now().Add(time.Hour).Unix()
+	auth := tokenAuth{secret: []byte(testSecret)}
+	id, err := auth.verify(sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": exp, "dm": []string{"bob", "support-*"}}))
+	if err != nil || id.CanDM == nil {
+		t.Fatalf("verify = %+v, %v; want CanDM set", id, err)
+	}
+	for user, want := range map[string]bool{"bob": true, "support-1": true, "bobby": false, "carol": false} {
+		if got := id.CanDM(user); got != want {
+			t.Errorf("CanDM(%q) = %v, want %v", user, got, want)
+		}
+	}
+	id, err = auth.verify(sign(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": exp, "dm": []string{}}))
+	if err != nil || id.CanDM == nil || id.CanDM("bob") {
+		t.Fatalf("an empty dm list must allow DMs to no one: %+v, %v", id, err)
+	}
+}
+
+// TestCheckGlobs: a pattern must be well formed and able to match some
+// valid name.
+func TestCheckGlobs(t *testing.T) {
+	long := strings.Repeat("a", 65)
+	cases := []struct {
+		pattern  string
+		room, dm bool // accepted as a rooms pattern, as a dm pattern
+	}{
+		{"lobby", true, true},
+		{"team-*", true, true},
+		{"*", true, true},
+		{"**", true, true},
+		{"?", true, true},
+		{"[a-c]*", true, true},
+		{"team-[^x]", true, true},
+		{`\a`, true, true},
+		{"dm:alice:?", true, false},
+		{"*:*", true, false},
+		{"[:]", true, false},
+		{long[:32], true, true},
+		{long[:33], true, false},
+		{long[:64] + "*", true, false},
+		{long, false, false},
+		{"", false, false},
+		{"bad room", false, false},
+		{"a/b", false, false},
+		{"lobby!", false, false},
+		{`lit\*`, false, false},
+		{"[!]", false, false},
+		{"[^a-zA-Z0-9_.:-]", false, false},
+		{"team-[", false, false},
+		{"[]", false, false},
+		{"[a-]", false, false},
+		{`a\`, false, false},
+		{"é", false, false},
+	}
+	for _, c := range cases {
+		if err := checkGlobs([]string{c.pattern}, "room", protocol.ValidRoom); (err == nil) != c.room {
+			t.Errorf("rooms pattern %q: %v, want accepted %v", c.pattern, err, c.room)
+		} else if err != nil && c.pattern != "" && !strings.Contains(err.Error(), strconv.Quote(c.pattern)) {
+			t.Errorf("rooms pattern %q: error %q does not name it", c.pattern, err)
+		}
+		if err := checkGlobs([]string{c.pattern}, "user", protocol.ValidUser); (err == nil) != c.dm {
+			t.Errorf("dm pattern %q: %v, want accepted %v", c.pattern, err, c.dm)
+		}
+	}
+}
+
+// FuzzCheckGlobs: checkGlobs never panics, and accepts a pattern only when
+// some valid room name matches it.
+func FuzzCheckGlobs(f *testing.F) {
+	for _, p := range []string{"lobby", "team-*", "[a-c]?", `\x`, "[^a]", "bad room", "[", "a\\"} {
+		f.Add(p)
+	}
+	alphabet := nameAlphabet(protocol.ValidRoom)
+	f.Fuzz(func(t *testing.T, p string) {
+		if checkGlobs([]string{p}, "room", protocol.ValidRoom) != nil {
+			return
+		}
+		w, _ := globWitness(p, alphabet)
+		if ok, _ := path.Match(p, w); !ok || !protocol.ValidRoom(w) {
+			t.Fatalf("accepted %q, but its witness %q is not a matching room name", p, w)
+		}
+	})
 }
 
 // FuzzVerifyToken feeds arbitrary tokens to the verifier: it must never

@@ -22,9 +22,10 @@ func startCluster(t *testing.T, url string, n int, extra map[string]string) []st
 	bases := make([]string, n)
 	for i := range bases {
 		env := map[string]string{
-			"SWITCHBOARD_REDIS_URL":  url,
-			"SWITCHBOARD_NODE_ID":    fmt.Sprintf("node-%d", i+1),
-			"SWITCHBOARD_RATE_LIMIT": "0",
+			"SWITCHBOARD_REDIS_URL":        url,
+			"SWITCHBOARD_NODE_ID":          fmt.Sprintf("node-%d", i+1),
+			"SWITCHBOARD_RATE_LIMIT":       "0",
+			"SWITCHBOARD_RATE_LIMIT_BYTES": "0",
 		}
 		for k, v := range extra {
 			env[k] = v

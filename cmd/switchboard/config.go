@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -17,9 +18,11 @@ type config struct {
 	LogLevel        string
 	LogFormat       string
 	RateLimit       int
+	RateLimitBytes  int
 	MaxFrame        int
 	QueueBytes      int
 	HistorySize     int
+	HistoryMaxBytes int
 	HistoryTTL      time.Duration
 	RedisURL        string
 	PresenceTTL     time.Duration
@@ -31,6 +34,10 @@ type config struct {
 	MaxConnections    int
 	MaxConnectionsIP  int
 	MaxRoomsPerClient int
+	TrustedProxies    []netip.Prefix
+
+	// HTTP bounds every HTTP connection; not a flag (tests shorten it).
+	HTTP httpLimits
 }
 
 // errUsage marks a configuration error: main exits with code 2.
@@ -42,7 +49,7 @@ const envPrefix = "SWITCHBOARD_"
 
 // parseConfig reads flags from args and their twins from getenv.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	var c config
+	c := config{HTTP: defaultHTTPLimits}
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", ":8080", "listen address")
@@ -50,9 +57,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "", "log format: console or json (default: console on a terminal, json otherwise)")
 	fs.IntVar(&c.RateLimit, "rate-limit", 20, "client frames per second per connection, sustained (burst twice that); 0 disables")
+	fs.IntVar(&c.RateLimitBytes, "rate-limit-bytes", 256<<10, "client bytes per second per connection, sustained (burst one max-frame); 0 disables")
 	fs.IntVar(&c.MaxFrame, "max-frame", 65536, "largest client frame in bytes")
 	fs.IntVar(&c.QueueBytes, "queue-bytes", 1<<20, "outbound queue bound per connection in bytes")
 	fs.IntVar(&c.HistorySize, "history-size", 100, "messages kept per room")
+	fs.IntVar(&c.HistoryMaxBytes, "history-max-bytes", 1<<20, "bytes of messages kept per room (the oldest are dropped first); at least max-frame")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 24*time.Hour, "how long a room's history lives after its last message")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:6379/0) for a cluster; empty runs single-node in memory")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 30*time.Second, "with Redis: how long a crashed node's users stay in presence (nodes refresh every third of it)")
@@ -66,6 +75,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.MaxConnections, "max-connections", 10000, "most WebSocket connections this node accepts; 0 means no limit")
 	fs.IntVar(&c.MaxConnectionsIP, "max-connections-per-ip", 100, "most WebSocket connections from one IP address; 0 means no limit")
 	fs.IntVar(&c.MaxRoomsPerClient, "max-rooms", 100, "most rooms one connection may join")
+	fs.Func("trusted-proxies", "comma-separated CIDRs of load balancers whose X-Forwarded-For and Forwarded headers are honoured (a bare IP is one address); empty trusts none", func(v string) error {
+		p, err := parsePrefixes(v)
+		c.TrustedProxies = p
+		return err
+	})
 	fs.Usage = func() { usage(fs) }
 
 	if err := fs.Parse(args); err != nil {
@@ -112,12 +126,16 @@ func (c *config) validate() error {
 	switch {
 	case c.RateLimit < 0:
 		return errors.New("rate-limit must be 0 or more")
+	case c.RateLimitBytes < 0:
+		return errors.New("rate-limit-bytes must be 0 or more")
 	case c.MaxFrame < 256:
 		return errors.New("max-frame must be at least 256")
 	case c.QueueBytes < c.MaxFrame:
 		return errors.New("queue-bytes must be at least max-frame")
 	case c.HistorySize < 1 || c.HistorySize > 100000:
 		return errors.New("history-size must be 1-100000")
+	case c.HistoryMaxBytes < c.MaxFrame:
+		return errors.New("history-max-bytes must be at least max-frame")
 	case c.HistoryTTL < time.Second:
 		return errors.New("history-ttl must be at least 1s")
 	case c.PresenceTTL < time.Second:
@@ -147,9 +165,27 @@ func splitList(v string) []string {
 	return out
 }
 
+// parsePrefixes parses a comma-separated list of CIDRs; a bare IP address
+// stands for itself alone (/32 or /128). Empty items are skipped.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range splitList(v) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not a CIDR (10.0.0.0/8) or an IP address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
 func usage(fs *flag.FlagSet) {
 	w := fs.Output()
-	fmt.Fprintf(w, "Usage: switchboard [flags]\n       switchboard token --user NAME [--rooms 'team-*,lobby'] [--ttl 1h]\n\n")
+	fmt.Fprintf(w, "Usage: switchboard [flags]\n       switchboard token --user NAME [--rooms 'team-*,lobby'] [--dm 'bob,support-*'] [--ttl 1h]\n\n")
 	fmt.Fprintf(w, "Switchboard is a realtime WebSocket messaging server. The token command prints a JWT\nsigned with $%s, for trying auth.\n", envName("jwt-secret"))
 	fmt.Fprintf(w, "Every flag has an environment twin; a flag on the command line wins.\n\n")
 	fs.VisitAll(func(f *flag.Flag) {

@@ -52,6 +52,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	return serve(ctx, cfg, stderr)
+}
+
+// serve runs the server configured by cfg until ctx is cancelled, then
+// shuts down gracefully.
+func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	log, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
@@ -81,21 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		broker.Close(context.Background())
 		return fmt.Errorf("start hub: %w", err)
 	}
-	wsCfg := clients.Config{
-		NodeID:              cfg.NodeID,
-		MaxFrame:            int64(cfg.MaxFrame),
-		QueueBytes:          cfg.QueueBytes,
-		RateLimit:           rate.Limit(cfg.RateLimit),
-		CheckOrigin:         originChecker(cfg.AllowedOrigins),
-		MaxConnections:      cfg.MaxConnections,
-		MaxConnectionsPerIP: cfg.MaxConnectionsIP,
-		Logger:              log,
-	}
-	if cfg.JWTSecret != "" {
-		auth := tokenAuth{secret: []byte(cfg.JWTSecret)}
-		wsCfg.Authenticate = auth.identify
-		wsCfg.Refresh = auth.verify
-	} else {
+	wsCfg := clientsConfig(cfg, log)
+	if wsCfg.Authenticate == nil {
 		log.Warn().Msg("auth is off: anyone can connect under any ?name= (set SWITCHBOARD_JWT_SECRET to require tokens)")
 	}
 	ws := clients.NewServer(h, wsCfg)
@@ -104,10 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	var draining atomic.Bool
-	srv := &http.Server{
-		Handler:           routes(h, broker, ws, &draining, cfg, log),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	srv := newHTTPServer(routes(h, broker, ws, &draining, cfg, log), cfg.HTTP, log)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		broker.Close(context.Background())
@@ -125,6 +115,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	draining.Store(true)
 	return shutdown(srv, h, broker, cfg.ShutdownTimeout, log)
+}
+
+// clientsConfig is the WebSocket server's configuration: cfg's limits, and
+// token auth when a JWT secret is set.
+func clientsConfig(cfg config, log zerolog.Logger) clients.Config {
+	c := clients.Config{
+		NodeID:              cfg.NodeID,
+		MaxFrame:            int64(cfg.MaxFrame),
+		QueueBytes:          cfg.QueueBytes,
+		RateLimit:           rate.Limit(cfg.RateLimit),
+		RateLimitBytes:      cfg.RateLimitBytes,
+		TrustedProxies:      cfg.TrustedProxies,
+		CheckOrigin:         originChecker(cfg.AllowedOrigins),
+		MaxConnections:      cfg.MaxConnections,
+		MaxConnectionsPerIP: cfg.MaxConnectionsIP,
+		Logger:              log,
+	}
+	if cfg.JWTSecret != "" {
+		auth := tokenAuth{secret: []byte(cfg.JWTSecret)}
+		c.Authenticate = auth.identify
+		c.Refresh = auth.verify
+	}
+	return c
 }
 
 // shutdown stops new connections, closes every session with 1001 and waits
@@ -151,19 +164,24 @@ func newBroker(cfg config, nodeInfo func() []byte, log zerolog.Logger) (hub.Brok
 	if cfg.RedisURL != "" {
 		redis.SetLogger(redisLogger{log})
 		b, err := redisbroker.New(redisbroker.Config{
-			URL:         cfg.RedisURL,
-			NodeID:      cfg.NodeID,
-			HistorySize: cfg.HistorySize,
-			HistoryTTL:  cfg.HistoryTTL,
-			PresenceTTL: cfg.PresenceTTL,
-			NodeInfo:    nodeInfo,
+			URL:             cfg.RedisURL,
+			NodeID:          cfg.NodeID,
+			HistorySize:     cfg.HistorySize,
+			HistoryMaxBytes: cfg.HistoryMaxBytes,
+			HistoryTTL:      cfg.HistoryTTL,
+			PresenceTTL:     cfg.PresenceTTL,
+			NodeInfo:        nodeInfo,
 		}, log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: redis-url: %v", errUsage, err)
 		}
 		return b, b, nil
 	}
-	b := hub.NewMemoryBroker(hub.MemoryConfig{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
+	b := hub.NewMemoryBroker(hub.MemoryConfig{
+		HistorySize:     cfg.HistorySize,
+		HistoryMaxBytes: cfg.HistoryMaxBytes,
+		HistoryTTL:      cfg.HistoryTTL,
+	})
 	return b, hub.NewMemoryPresence(b), nil
 }
 

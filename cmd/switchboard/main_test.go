@@ -8,12 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
 )
 
 // freeAddr returns a loopback address with a port free right now.
@@ -33,12 +36,36 @@ func freeAddr(t testing.TB) string {
 func startRun(t *testing.T, env map[string]string, args ...string) (string, func() error) {
 	t.Helper()
 	addr := freeAddr(t)
+	getenv := func(k string) string { return env[k] }
+	return startServer(t, addr, func(ctx context.Context) error {
+		return run(ctx, append([]string{"--addr", addr, "--log-format", "json"}, args...), getenv, io.Discard, io.Discard)
+	})
+}
+
+// startServe runs serve with cfg, on a free address, logging to stderr; see
+// startRun.
+func startServe(t *testing.T, cfg config, stderr io.Writer) (string, func() error) {
+	t.Helper()
+	cfg.Addr = freeAddr(t)
+	return startServer(t, cfg.Addr, func(ctx context.Context) error { return serve(ctx, cfg, stderr) })
+}
+
+// testConfig is the configuration parseConfig returns for env, JSON logs.
+func testConfig(t *testing.T, env map[string]string) config {
+	t.Helper()
+	cfg, err := parseConfig([]string{"--log-format", "json"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// startServer runs start in a goroutine until /healthz answers at addr.
+func startServer(t *testing.T, addr string, start func(ctx context.Context) error) (string, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	getenv := func(k string) string { return env[k] }
-	go func() {
-		done <- run(ctx, append([]string{"--addr", addr, "--log-format", "json"}, args...), getenv, io.Discard, io.Discard)
-	}()
+	go func() { done <- start(ctx) }()
 	base := "http://" + addr
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -131,6 +158,7 @@ func TestConfigErrors(t *testing.T) {
 	cases := []struct {
 		args []string
 		env  map[string]string
+		want string // in the error, when set
 	}{
 		{args: []string{"--rate-limit", "-1"}},
 		{args: []string{"--max-frame", "abc"}},
@@ -140,6 +168,13 @@ func TestConfigErrors(t *testing.T) {
 		{env: map[string]string{"SWITCHBOARD_HISTORY_SIZE": "0"}},
 		{env: map[string]string{"SWITCHBOARD_LOG_LEVEL": "loud"}},
 		{env: map[string]string{"SWITCHBOARD_LOG_FORMAT": "xml"}},
+		{args: []string{"--rate-limit-bytes", "-1"}},
+		{env: map[string]string{"SWITCHBOARD_RATE_LIMIT_BYTES": "lots"}},
+		{args: []string{"--history-max-bytes", "1000"}},
+		{args: []string{"--max-frame", "2048", "--history-max-bytes", "2047"}},
+		{args: []string{"--trusted-proxies", "10.0.0.0/8,10.0.0.300"}, want: "10.0.0.300"},
+		{args: []string{"--trusted-proxies", "10.0.0.0/33"}, want: "10.0.0.0/33"},
+		{env: map[string]string{"SWITCHBOARD_TRUSTED_PROXIES": "192.168.0.0/16, lb.internal"}, want: "lb.internal"},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprint(c.args, c.env), func(t *testing.T) {
@@ -147,6 +182,9 @@ func TestConfigErrors(t *testing.T) {
 			err := run(context.Background(), c.args, func(k string) string { return c.env[k] }, io.Discard, &stderr)
 			if !errors.Is(err, errUsage) {
 				t.Fatalf("run = %v, want a usage error", err)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("run = %v, want it to name %q", err, c.want)
 			}
 		})
 	}
@@ -169,9 +207,42 @@ func TestHelpListsEnvTwins(t *testing.T) {
 	if err == nil {
 		t.Fatal("--help returned no error")
 	}
-	for _, want := range []string{"SWITCHBOARD_ADDR", "SWITCHBOARD_NODE_ID", "SWITCHBOARD_RATE_LIMIT", "SWITCHBOARD_QUEUE_BYTES", "SWITCHBOARD_HISTORY_SIZE"} {
+	for _, want := range []string{"SWITCHBOARD_ADDR", "SWITCHBOARD_NODE_ID", "SWITCHBOARD_RATE_LIMIT", "SWITCHBOARD_QUEUE_BYTES", "SWITCHBOARD_HISTORY_SIZE",
+		"SWITCHBOARD_RATE_LIMIT_BYTES", "SWITCHBOARD_TRUSTED_PROXIES", "SWITCHBOARD_HISTORY_MAX_BYTES"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("--help does not mention %s", want)
 		}
+	}
+}
+
+// TestConfigLimits: the byte rate limit, history byte cap and trusted
+// proxies are read from flags and environment and reach the WebSocket
+// server's configuration.
+func TestConfigLimits(t *testing.T) {
+	cfg := testConfig(t, nil)
+	if cfg.RateLimitBytes != 256<<10 || cfg.HistoryMaxBytes != 1<<20 || cfg.TrustedProxies != nil || cfg.HTTP != defaultHTTPLimits {
+		t.Fatalf("defaults: rate-limit-bytes %d, history-max-bytes %d, trusted-proxies %v, http %+v",
+			cfg.RateLimitBytes, cfg.HistoryMaxBytes, cfg.TrustedProxies, cfg.HTTP)
+	}
+	cfg = testConfig(t, map[string]string{
+		"SWITCHBOARD_RATE_LIMIT_BYTES":  "0",
+		"SWITCHBOARD_HISTORY_MAX_BYTES": "65536",
+		"SWITCHBOARD_TRUSTED_PROXIES":   " 10.0.0.0/8, 192.168.1.7,,::1 ,2001:db8::1/32",
+		"SWITCHBOARD_JWT_SECRET":        testSecret,
+	})
+	want := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("192.168.1.7/32"),
+		netip.MustParsePrefix("::1/128"),
+		netip.MustParsePrefix("2001:db8::/32"),
+	}
+	if cfg.RateLimitBytes != 0 || cfg.HistoryMaxBytes != 65536 || !slices.Equal(cfg.TrustedProxies, want) {
+		t.Fatalf("from env: rate-limit-bytes %d, history-max-bytes %d, trusted-proxies %v",
+			cfg.RateLimitBytes, cfg.HistoryMaxBytes, cfg.TrustedProxies)
+	}
+	cfg.RateLimitBytes = 4096
+	ws := clientsConfig(cfg, zerolog.Nop())
+	if ws.RateLimitBytes != 4096 || !slices.Equal(ws.TrustedProxies, want) || ws.Authenticate == nil || ws.Refresh == nil {
+		t.Fatalf("clients config: %+v", ws)
 	}
 }

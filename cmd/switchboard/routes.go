@@ -15,13 +15,17 @@ import (
 )
 
 // routes returns every HTTP route of the server. The server API under /api
-// exists only when an API key is configured.
+// exists only when an API key is configured. Every route but the WebSocket
+// endpoint reads its body and writes its response within cfg.HTTP.Request.
 func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.Bool, cfg config, log zerolog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	bounded := func(pattern string, handler http.Handler) {
+		mux.Handle(pattern, boundRequest(cfg.HTTP.Request, handler))
+	}
 	mux.Handle("GET /ws", ws)
-	mux.Handle("GET /healthz", handleHealthz())
-	mux.Handle("GET /readyz", handleReadyz(h, draining))
-	mux.Handle("/", getOnly(web.Handler()))
+	bounded("GET /healthz", handleHealthz())
+	bounded("GET /readyz", handleReadyz(h, draining, log))
+	bounded("/", getOnly(web.Handler()))
 
 	api := http.NewServeMux()
 	limit := int64(cfg.MaxFrame)
@@ -33,9 +37,9 @@ func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.
 	api.Handle("GET /api/stats", handleStats(h, broker, cfg.NodeID, log))
 	api.Handle("/api/", handleNotFound())
 	if cfg.APIKey != "" {
-		mux.Handle("/api/", requireKey(cfg.APIKey, api))
+		bounded("/api/", requireKey(cfg.APIKey, api))
 	} else {
-		mux.Handle("/api/", apiHandler(func(w http.ResponseWriter, r *http.Request) error {
+		bounded("/api/", apiHandler(func(w http.ResponseWriter, r *http.Request) error {
 			return apiError(http.StatusNotFound, "not_found", "the server API is disabled: set SWITCHBOARD_API_KEY")
 		}))
 	}
@@ -50,8 +54,11 @@ func handleHealthz() http.Handler {
 }
 
 // handleReadyz answers 200 when the node can take traffic: not draining and
-// its broker reachable; 503 otherwise, with the reason.
-func handleReadyz(h *hub.Hub, draining *atomic.Bool) http.Handler {
+// its broker reachable; 503 otherwise. The body says only which: the cause
+// of an unreachable broker (addresses, ports) is logged, not shown to
+// whoever asks, and logged once per outage rather than on every probe.
+func handleReadyz(h *hub.Hub, draining *atomic.Bool, log zerolog.Logger) http.Handler {
+	var failing atomic.Bool
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining.Load() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
@@ -60,8 +67,14 @@ func handleReadyz(h *hub.Hub, draining *atomic.Bool) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := h.Ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			if !failing.Swap(true) {
+				log.Warn().Err(err).Msg("not ready: broker unreachable")
+			}
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 			return
+		}
+		if failing.Swap(false) {
+			log.Info().Msg("ready again: broker reachable")
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -19,9 +20,10 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	user := fs.String("user", "", "user name, the token's sub (required)")
 	name := fs.String("name", "", "display name")
 	rooms := fs.String("rooms", "", "comma-separated room globs the user may join (default: all rooms)")
+	dm := fs.String("dm", "", "comma-separated user globs the user may send direct messages to (default: anyone)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: switchboard token --user NAME [--rooms 'team-*,lobby'] [--ttl 1h]\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: switchboard token --user NAME [--rooms 'team-*,lobby'] [--dm 'bob,support-*'] [--ttl 1h]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -41,14 +43,38 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	case *ttl <= 0:
 		return fmt.Errorf("%w: --ttl must be positive", errUsage)
 	}
-	var patterns []string
-	if *rooms != "" {
-		patterns = splitList(*rooms)
+	roomGlobs, err := globList(*rooms, "room", protocol.ValidRoom)
+	if err != nil {
+		return fmt.Errorf("%w: --rooms: %v", errUsage, err)
 	}
-	token, err := tokenAuth{secret: []byte(*secret)}.mint(*user, *name, patterns, *ttl)
+	dmGlobs, err := globList(*dm, "user", protocol.ValidUser)
+	if err != nil {
+		return fmt.Errorf("%w: --dm: %v", errUsage, err)
+	}
+	token, err := tokenAuth{secret: []byte(*secret)}.mint(*user, *name, roomGlobs, dmGlobs, *ttl)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, token)
 	return nil
+}
+
+// globList splits a comma-separated flag value into glob patterns and
+// validates them with checkGlobs; an empty item is an error, not skipped.
+// An empty value means no list (nil): the claim is left out.
+func globList(v, kind string, valid func(string) bool) ([]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	patterns := strings.Split(v, ",")
+	for i, p := range patterns {
+		patterns[i] = strings.TrimSpace(p)
+		if patterns[i] == "" {
+			return nil, fmt.Errorf("empty pattern at item %d of %q", i+1, v)
+		}
+	}
+	if err := checkGlobs(patterns, kind, valid); err != nil {
+		return nil, err
+	}
+	return patterns, nil
 }
