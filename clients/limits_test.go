@@ -201,7 +201,7 @@ func TestHistoryFitsQueue(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct{ name, char string }{
 		{"plain", "x"},
-		{"grows when escaped", "<"}, // six bytes each in the answer: \u003c
+		{"html", "<"}, // sent as is, one byte each (it once grew to six: \u003c)
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
