@@ -50,7 +50,7 @@ func newSession(srv *Server, conn *websocket.Conn, id Identity, remote string) *
 		remote:  remote,
 		started: time.Now(),
 		wake:    make(chan struct{}, 1),
-		limit:   newLimiter(srv.cfg.RateLimit),
+		limit:   newLimiter(srv.cfg.RateLimit, srv.cfg.RateLimitBytes, srv.cfg.MaxFrame),
 	}
 	s.log = srv.log.With().Str("session", s.id).Str("user", id.User).Logger()
 	return s
@@ -165,7 +165,7 @@ func (s *Session) refresh(req protocol.Request) error {
 	if id.User != s.ident.User {
 		return protocol.Errorf(protocol.CodeForbidden, "the new token is for another user")
 	}
-	s.ident.Expires, s.ident.CanJoin = id.Expires, id.CanJoin
+	s.ident.Expires, s.ident.CanJoin, s.ident.CanDM = id.Expires, id.CanJoin, id.CanDM
 	s.expiry.Reset(time.Until(id.Expires))
 	s.Send(protocol.Encode(protocol.Refreshed{Type: protocol.TypeRefreshed, ID: req.ID, Exp: id.Expires.Unix()}))
 	return nil
