@@ -35,6 +35,7 @@ type Session struct {
 	closeReason string
 	wake        chan struct{} // capacity 1: the write loop has work
 
+	out    writeBuffers // owned by the write loop
 	limit  limiter
 	expiry *time.Timer // closes the session when its credentials expire; nil without expiry
 }
