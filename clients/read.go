@@ -88,7 +88,7 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 	case protocol.TypeHistory:
 		return s.history(ctx, req)
 	case protocol.TypeRefresh:
-		return s.refresh(req)
+		return s.refresh(ctx, req)
 	}
 	return protocol.Errorf(protocol.CodeUnknownType, "unknown frame type")
 }

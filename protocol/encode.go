@@ -114,7 +114,8 @@ type DM struct {
 	TS   int64           `json:"ts"`
 }
 
-// Refreshed answers a refresh with the new expiry (unix seconds).
+// Refreshed answers a refresh with the new expiry (unix seconds; 0 when the
+// new token does not expire).
 type Refreshed struct {
 	Type string          `json:"type"`
 	ID   json.RawMessage `json:"id,omitempty"`
