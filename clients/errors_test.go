@@ -22,6 +22,7 @@ func TestErrorCodes(t *testing.T) {
 		Authenticate: func(r *http.Request) (clients.Identity, error) {
 			id, err := clients.Anonymous(r)
 			id.CanJoin = func(room string) bool { return room != "secret" }
+			id.CanDM = func(user string) bool { return user != "boss" }
 			return id, err
 		},
 	}, options{hub: hub.Config{MaxRoomsPerSession: 2}})
@@ -45,6 +46,7 @@ func TestErrorCodes(t *testing.T) {
 		{"typing not joined", `{"type":"typing","room":"r","id":"g"}`, `{"type":"error","id":"g","code":"not_member","message":"M"}`},
 		{"dm offline", `{"type":"dm","to":"nobody","data":1,"id":"h"}`, `{"type":"error","id":"h","code":"offline","message":"M"}`},
 		{"forbidden room", `{"type":"join","room":"secret","id":"i"}`, `{"type":"error","id":"i","code":"forbidden","message":"M"}`},
+		{"forbidden dm", `{"type":"dm","to":"boss","data":1,"id":"k"}`, `{"type":"error","id":"k","code":"forbidden","message":"M"}`},
 	}
 	for _, tt := range tests {
 		c.send(tt.frame)
@@ -148,6 +150,26 @@ func TestRateLimited(t *testing.T) {
 	if max := int(elapsed/time.Second) + 1; errs < 1 || errs > max {
 		t.Errorf("%d rate_limited errors in %v, want 1 to %d", errs, elapsed, max)
 	}
+}
+
+// TestByteRateLimited checks that a frame over the byte budget is dropped
+// with a rate_limited error that echoes its id, though the frame limit
+// would let it through, and that the connection stays open.
+func TestByteRateLimited(t *testing.T) {
+	t.Parallel()
+	const max = 1024 // a bucket of one max frame, refilled at 1 KiB/s
+	srv := newServer(t, clients.Config{MaxFrame: max, RateLimit: 100, RateLimitBytes: max}, options{})
+	c := srv.dial("alice")
+	ping := func(id string) string { // a ping of 700 bytes
+		p := fmt.Sprintf(`{"type":"ping","id":%q,"pad":""}`, id)
+		return p[:len(p)-2] + strings.Repeat("x", 700-len(p)) + `"}`
+	}
+	c.send(ping("first"))
+	c.expect(`{"type":"pong","id":"first"}`)
+	c.send(ping("second")) // 700 more bytes within a second
+	c.expect(`{"type":"error","id":"second","code":"rate_limited","message":"M"}`)
+	c.send(`{"type":"ping","id":"small"}`) // what is left still takes a small one
+	c.expect(`{"type":"pong","id":"small"}`)
 }
 
 // TestRateLimitAbuse floods the server for longer than it tolerates: it

@@ -280,3 +280,113 @@ func normObj(m map[string]any) {
 		}
 	}
 }
+
+// collector reads every frame of a client on its own goroutine, as a client
+// that keeps up with its connection does, until the connection ends. Once
+// started, the client's read methods must not be used.
+type collector struct {
+	t    testing.TB
+	c    *client
+	bw   int           // bytes read per second; 0: as fast as they come
+	more chan struct{} // capacity 1: a frame arrived or the connection ended
+
+	mu     sync.Mutex
+	frames []map[string]any
+	err    error // the read error that ended the connection; nil while open
+}
+
+// collect starts a collector for c.
+func collect(c *client) *collector { return collectAt(c, 0) }
+
+// collectAt starts a collector for c that reads bw bytes a second, like a
+// client on a link of that speed.
+func collectAt(c *client, bw int) *collector {
+	col := &collector{t: c.t, c: c, bw: bw, more: make(chan struct{}, 1)}
+	go col.run()
+	return col
+}
+
+func (col *collector) run() {
+	for {
+		f, err := col.c.read()
+		if col.bw > 0 {
+			time.Sleep(time.Duration(len(f)) * time.Second / time.Duration(col.bw))
+		}
+		col.mu.Lock()
+		if err != nil {
+			col.err = err
+		} else {
+			var m map[string]any
+			if json.Unmarshal(f, &m) != nil {
+				err = fmt.Errorf("frame %q is not a JSON object", clip(string(f)))
+				col.err = err
+			}
+			col.frames = append(col.frames, m)
+		}
+		col.mu.Unlock()
+		select {
+		case col.more <- struct{}{}:
+		default:
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// until waits for done to hold of the frames read so far and returns them;
+// it fails the test when the connection ends or timeout passes first.
+func (col *collector) until(done func(frames []map[string]any) bool) []map[string]any {
+	col.t.Helper()
+	frames, _ := col.untilOr(nil, done)
+	return frames
+}
+
+// untilOr is until that also gives up, reporting false, when stop fires.
+func (col *collector) untilOr(stop <-chan time.Time, done func(frames []map[string]any) bool) ([]map[string]any, bool) {
+	col.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		col.mu.Lock()
+		frames, err := col.frames, col.err
+		col.mu.Unlock()
+		if done(frames) {
+			return frames, true
+		}
+		if err != nil {
+			col.t.Fatalf("%s: connection ended (close status %v): %v", col.c.name, websocket.CloseStatus(err), err)
+		}
+		select {
+		case <-col.more:
+		case <-stop:
+			return frames, false
+		case <-deadline:
+			col.t.Fatalf("%s: condition not met after %d frames", col.c.name, len(frames))
+		}
+	}
+}
+
+// sync pings the server until a ping is answered and returns every frame
+// read so far: everything the server queued before it handled the ping.
+// A ping unanswered for 200ms is repeated: a rate limit may have dropped it.
+func (col *collector) sync() []map[string]any {
+	col.t.Helper()
+	col.c.ids++
+	prefix := fmt.Sprintf("sync-%d-", col.c.ids)
+	for try := 0; try < 100; try++ {
+		col.c.send(fmt.Sprintf(`{"type":"ping","id":"%s%d"}`, prefix, try))
+		frames, ok := col.untilOr(time.After(200*time.Millisecond), func(frames []map[string]any) bool {
+			for _, f := range frames {
+				if id, _ := f["id"].(string); f["type"] == "pong" && strings.HasPrefix(id, prefix) {
+					return true
+				}
+			}
+			return false
+		})
+		if ok {
+			return frames
+		}
+	}
+	col.t.Fatalf("%s: no pong to 100 pings", col.c.name)
+	return nil
+}

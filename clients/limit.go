@@ -6,9 +6,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Abuse thresholds of the rate limit.
+// Abuse thresholds of the rate limits.
 const (
-	// abuseAfter is how long a connection may stay over its rate limit,
+	// abuseAfter is how long a connection may stay over its rate limits,
 	// without a second's pause, before it is closed with 1008.
 	abuseAfter = 5 * time.Second
 	// errorEvery caps the rate_limited error frames sent to one connection,
@@ -16,21 +16,31 @@ const (
 	errorEvery = time.Second
 )
 
-// limiter applies a connection's rate limit and tracks sustained abuse. It
-// is used only by the session's read loop.
+// limiter applies a connection's rate limits, one on frames and one on
+// bytes, and tracks sustained abuse. It is used only by the session's read
+// loop.
 type limiter struct {
-	lim *rate.Limiter // nil: no limit
+	frames *rate.Limiter // nil: no limit on frames
+	bytes  *rate.Limiter // nil: no limit on bytes
 
 	overSince  time.Time // start of the current run of rejections
 	lastReject time.Time
 	lastError  time.Time
 }
 
-func newLimiter(r rate.Limit) limiter {
-	if r <= 0 {
-		return limiter{}
+// newLimiter returns a limiter of frames per second with bursts of twice
+// that, and of bytes per second with bursts of maxFrame (so that one frame
+// of the largest size always fits in a full bucket). Zero rates are no
+// limit.
+func newLimiter(frames rate.Limit, bytes int, maxFrame int64) limiter {
+	var l limiter
+	if frames > 0 {
+		l.frames = rate.NewLimiter(frames, int(2*frames))
 	}
-	return limiter{lim: rate.NewLimiter(r, int(2*r))}
+	if bytes > 0 {
+		l.bytes = rate.NewLimiter(rate.Limit(bytes), int(maxFrame))
+	}
+	return l
 }
 
 // verdict is what the read loop does with a frame.
@@ -43,21 +53,34 @@ const (
 	disconnect                 // close the connection with 1008
 )
 
-// check decides about a frame arriving at now.
-func (l *limiter) check(now time.Time) verdict {
-	if l.lim == nil || l.lim.AllowN(now, 1) {
-		return admit
+// check decides about a frame of n bytes arriving at now. A rejected frame
+// spends nothing of either budget. With dropAndTell, why is the message of
+// the rate_limited error.
+func (l *limiter) check(now time.Time, n int) (v verdict, why string) {
+	switch {
+	case l.frames != nil && l.frames.TokensAt(now) < 1:
+		why = "too many frames: slow down"
+	case l.bytes != nil && l.bytes.TokensAt(now) < float64(n):
+		why = "too many bytes: slow down"
+	default:
+		if l.frames != nil {
+			l.frames.AllowN(now, 1)
+		}
+		if l.bytes != nil {
+			l.bytes.AllowN(now, n)
+		}
+		return admit, ""
 	}
 	if now.Sub(l.lastReject) > time.Second {
 		l.overSince = now
 	}
 	l.lastReject = now
 	if now.Sub(l.overSince) >= abuseAfter {
-		return disconnect
+		return disconnect, why
 	}
 	if now.Sub(l.lastError) >= errorEvery {
 		l.lastError = now
-		return dropAndTell
+		return dropAndTell, why
 	}
-	return drop
+	return drop, why
 }

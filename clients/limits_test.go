@@ -201,7 +201,7 @@ func TestHistoryFitsQueue(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct{ name, char string }{
 		{"plain", "x"},
-		{"grows when escaped", "<"}, // six bytes each in the answer: \u003c
+		{"html", "<"}, // sent as is, one byte each (it once grew to six: \u003c)
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -243,5 +243,85 @@ func TestHistoryFitsQueue(t *testing.T) {
 			}
 			alice.quiet()
 		})
+	}
+}
+
+// TestWithinLimitsNoOverflow checks that traffic the rate limits let through
+// cannot overflow a healthy recipient's queue: a sender sends 64 KiB DMs and
+// room messages full of < > & as fast as the server takes them, at the
+// limits the server runs with by default (20 frames/s, 256 KiB/s), and the
+// recipient, reading steadily at 1 MiB/s (an 8 Mbit/s link, four times the
+// byte limit) over small socket buffers, gets every one and is never closed
+// as too slow. (Once, 8 such DMs in a burst closed the recipient with 1013:
+// the frame limit let them all through, and each grew sixfold as < became
+// \u003c.)
+//
+// The sender sends everything not yet acknowledged at once, learns from the
+// acks what got through, and pauses over a second before the next round,
+// as the limiter asks of a client it should not close for abuse.
+func TestWithinLimitsNoOverflow(t *testing.T) {
+	t.Parallel()
+	const dms, sends = 8, 4
+	srv := newServer(t, clients.Config{RateLimit: 20, RateLimitBytes: 256 << 10},
+		options{listener: withSmallBuffers})
+	bob := srv.dial("bob")
+	bob.send(`{"type":"join","room":"r"}`)
+	bob.next()
+	alice := srv.dial("alice")
+	alice.send(`{"type":"join","room":"r"}`)
+	alice.next()
+	bob.expect(`{"type":"member_joined","room":"r","user":"alice"}`)
+	received, sender := collectAt(bob, 1<<20), collect(alice)
+
+	data := strings.Repeat("<>&", 21600) // a frame of just under 64 KiB
+	var ids []string
+	pending := make(map[string]string) // id → frame not yet acknowledged
+	for i := range dms {
+		id := fmt.Sprintf("dm-%d", i)
+		ids, pending[id] = append(ids, id), fmt.Sprintf(`{"type":"dm","to":"bob","id":%q,"data":%q}`, id, data)
+	}
+	for i := range sends {
+		id := fmt.Sprintf("send-%d", i)
+		ids, pending[id] = append(ids, id), fmt.Sprintf(`{"type":"send","room":"r","id":%q,"data":%q}`, id, data)
+	}
+	if n := len(pending["dm-0"]); n > 64<<10 {
+		t.Fatalf("frame of %d bytes, more than the 64 KiB limit", n)
+	}
+	for round := 0; len(pending) > 0; round++ {
+		if round > 4*len(ids) {
+			t.Fatalf("%d frames still unacknowledged after %d rounds", len(pending), round)
+		}
+		if round > 0 {
+			time.Sleep(1100 * time.Millisecond)
+		}
+		for _, id := range ids {
+			if f, ok := pending[id]; ok {
+				alice.send(f)
+			}
+		}
+		for _, f := range sender.sync() {
+			if id, _ := f["id"].(string); f["type"] == "ack" {
+				delete(pending, id)
+			}
+		}
+	}
+
+	count := func(frames []map[string]any) (dm, msg int) {
+		for _, f := range frames {
+			switch {
+			case f["type"] == "dm" && f["data"] == data:
+				dm++
+			case f["type"] == "message" && f["data"] == data:
+				msg++
+			}
+		}
+		return dm, msg
+	}
+	received.until(func(frames []map[string]any) bool {
+		dm, msg := count(frames)
+		return dm >= dms && msg >= sends
+	})
+	if dm, msg := count(received.sync()); dm != dms || msg != sends {
+		t.Errorf("bob got %d DMs and %d messages, want %d and %d, once each", dm, msg, dms, sends)
 	}
 }

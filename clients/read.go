@@ -29,13 +29,13 @@ func (s *Session) readLoop(ctx context.Context) error {
 			s.Close(protocol.CloseInvalidUTF8, "text frame is not valid UTF-8")
 			return nil
 		}
-		switch s.limit.check(time.Now()) {
+		switch v, why := s.limit.check(time.Now(), len(b)); v {
 		case drop:
 			continue
 		case dropAndTell:
 			// The error is the dropped frame's reply: echo its id.
 			req, _ := protocol.Decode(b)
-			s.reply(req.ID, protocol.Errorf(protocol.CodeRateLimited, "too many frames: slow down"))
+			s.reply(req.ID, protocol.Errorf(protocol.CodeRateLimited, why))
 			continue
 		case disconnect:
 			s.Close(protocol.ClosePolicy, "rate limit exceeded for too long")
@@ -82,17 +82,13 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 	case protocol.TypeTyping:
 		return h.Typing(ctx, s, req.Room)
 	case protocol.TypeDM:
-		err := h.DM(ctx, s, req.To, req.Data, req.ID)
-		if err == nil && req.ID != nil {
-			s.Send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID}))
-		}
-		return err
+		return s.dm(ctx, req)
 	case protocol.TypePresence:
 		return s.presence(ctx, req)
 	case protocol.TypeHistory:
 		return s.history(ctx, req)
 	case protocol.TypeRefresh:
-		return s.refresh(req)
+		return s.refresh(ctx, req)
 	}
 	return protocol.Errorf(protocol.CodeUnknownType, "unknown frame type")
 }
@@ -102,6 +98,20 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 func (s *Session) mayRead(room string) error {
 	if s.ident.CanJoin != nil && !s.ident.CanJoin(room) {
 		return protocol.Errorf(protocol.CodeForbidden, "your token does not allow this room")
+	}
+	return nil
+}
+
+// dm sends a direct message, when the identity allows it to that user.
+func (s *Session) dm(ctx context.Context, req protocol.Request) error {
+	if s.ident.CanDM != nil && !s.ident.CanDM(req.To) {
+		return protocol.Errorf(protocol.CodeForbidden, "your token does not allow direct messages to this user")
+	}
+	if err := s.srv.hub.DM(ctx, s, req.To, req.Data, req.ID); err != nil {
+		return err
+	}
+	if req.ID != nil {
+		s.Send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID}))
 	}
 	return nil
 }

@@ -151,19 +151,24 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	ip := remoteIP(r)
+	ip := remoteIP(r, srv.cfg.TrustedProxies)
 	if err := srv.admit(ip); err != nil {
 		WriteError(w, err)
 		return
 	}
 	defer srv.leave(ip)
+	// Logs name the peer with its port, or the client a proxy forwarded.
+	remote := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(remote); err != nil || host != ip {
+		remote = ip
+	}
 	// Origin was vetted above, with JSON errors; the library's own check
 	// would answer in plain text.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return // Accept has written the HTTP error
 	}
-	s := newSession(srv, conn, id, r.RemoteAddr)
+	s := newSession(srv, conn, id, remote)
 	s.serve(context.WithoutCancel(r.Context()))
 }
 
@@ -189,16 +194,6 @@ func (srv *Server) leave(ip string) {
 	if srv.perIP[ip]--; srv.perIP[ip] == 0 {
 		delete(srv.perIP, ip)
 	}
-}
-
-// remoteIP is the request's peer address without its port. Proxies are not
-// trusted: behind a load balancer, limit per IP there.
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // WriteError writes err as an HTTP error with a JSON body

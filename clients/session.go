@@ -3,6 +3,7 @@ package clients
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -35,6 +36,7 @@ type Session struct {
 	closeReason string
 	wake        chan struct{} // capacity 1: the write loop has work
 
+	out    writeBuffers // owned by the write loop
 	limit  limiter
 	expiry *time.Timer // closes the session when its credentials expire; nil without expiry
 }
@@ -50,7 +52,7 @@ func newSession(srv *Server, conn *websocket.Conn, id Identity, remote string) *
 		remote:  remote,
 		started: time.Now(),
 		wake:    make(chan struct{}, 1),
-		limit:   newLimiter(srv.cfg.RateLimit),
+		limit:   newLimiter(srv.cfg.RateLimit, srv.cfg.RateLimitBytes, srv.cfg.MaxFrame),
 	}
 	s.log = srv.log.With().Str("session", s.id).Str("user", id.User).Logger()
 	return s
@@ -149,8 +151,11 @@ func (s *Session) expire() {
 }
 
 // refresh replaces the session's credentials with a new token's, which
-// must name the same user, and pushes its expiry back.
-func (s *Session) refresh(req protocol.Request) error {
+// must name the same user, and moves its expiry (a token without one stops
+// it). Rooms the new token does not allow are left first, each told with a
+// left frame of reason forbidden; when one cannot be left, the refresh
+// fails and the old credentials stay.
+func (s *Session) refresh(ctx context.Context, req protocol.Request) error {
 	if s.srv.cfg.Refresh == nil || s.expiry == nil {
 		return protocol.Errorf(protocol.CodeBadRequest, "refresh needs auth, which is off on this server")
 	}
@@ -165,9 +170,39 @@ func (s *Session) refresh(req protocol.Request) error {
 	if id.User != s.ident.User {
 		return protocol.Errorf(protocol.CodeForbidden, "the new token is for another user")
 	}
-	s.ident.Expires, s.ident.CanJoin = id.Expires, id.CanJoin
-	s.expiry.Reset(time.Until(id.Expires))
-	s.Send(protocol.Encode(protocol.Refreshed{Type: protocol.TypeRefreshed, ID: req.ID, Exp: id.Expires.Unix()}))
+	if err := s.leaveForbidden(ctx, id.CanJoin); err != nil {
+		return err
+	}
+	s.ident.Expires, s.ident.CanJoin, s.ident.CanDM = id.Expires, id.CanJoin, id.CanDM
+	var exp int64
+	if id.Expires.IsZero() {
+		s.expiry.Stop()
+	} else {
+		s.expiry.Reset(time.Until(id.Expires))
+		exp = id.Expires.Unix()
+	}
+	s.Send(protocol.Encode(protocol.Refreshed{Type: protocol.TypeRefreshed, ID: req.ID, Exp: exp}))
+	return nil
+}
+
+// leaveForbidden leaves the rooms canJoin rejects.
+func (s *Session) leaveForbidden(ctx context.Context, canJoin func(room string) bool) error {
+	if canJoin == nil {
+		return nil
+	}
+	for _, room := range s.srv.hub.Rooms(s) {
+		if canJoin(room) {
+			continue
+		}
+		err := s.srv.hub.Leave(ctx, s, room)
+		if errors.Is(err, hub.ErrNotMember) {
+			continue // left meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("leave forbidden room: %w", err)
+		}
+		s.Send(protocol.Encode(protocol.Left{Type: protocol.TypeLeft, Room: room, Reason: protocol.ReasonForbidden}))
+	}
 	return nil
 }
 

@@ -17,26 +17,61 @@ const (
 	maxBatch   = 64 << 10
 )
 
+// Buffers the write path keeps between rounds. A burst grows them (the
+// batch to maxBatch, the frame lists to the burst's length); beyond these
+// sizes they are let go after the round, so an idle session holds no large
+// buffer.
+const (
+	keepBatch  = 4 << 10 // bytes of batch buffer
+	keepFrames = 64      // frames of a frame list
+	frameSlot  = 24      // bytes of one entry of a frame list
+	keepBytes  = keepBatch + keepFrames*frameSlot
+)
+
+// writeBuffers are the write loop's own buffers, reused from round to
+// round.
+type writeBuffers struct {
+	batch  bytes.Buffer
+	frames [][]byte
+}
+
+// release empties the buffers after a round, dropping them when a burst
+// made them large.
+func (b *writeBuffers) release() {
+	clear(b.frames)
+	b.frames = b.frames[:0]
+	if cap(b.frames) > keepFrames {
+		b.frames = nil
+	}
+	b.batch.Reset()
+	if b.batch.Cap() > keepBatch {
+		b.batch = bytes.Buffer{}
+	}
+}
+
+// retained is the bytes the buffers hold on to.
+func (b *writeBuffers) retained() int {
+	return b.batch.Cap() + cap(b.frames)*frameSlot
+}
+
 // writeLoop writes queued frames until the session is closed, then sends the
 // close frame. A write that misses its deadline drops the connection.
 func (s *Session) writeLoop() {
-	var batch bytes.Buffer
-	var frames [][]byte
 	for range s.wake {
 		var code int
 		var reason string
 		var closed bool
-		frames, code, reason, closed = s.take(frames[:0])
+		s.out.frames, code, reason, closed = s.take(s.out.frames)
 		if closed {
 			s.conn.Close(websocket.StatusCode(code), reason)
 			return
 		}
-		if err := s.write(&batch, frames); err != nil {
+		if err := s.write(&s.out.batch, s.out.frames); err != nil {
 			s.Close(int(websocket.StatusAbnormalClosure), "write failed")
 			s.conn.CloseNow()
 			return
 		}
-		clear(frames)
+		s.out.release()
 	}
 }
 
@@ -51,6 +86,9 @@ func (s *Session) take(frames [][]byte) ([][]byte, int, string, bool) {
 	frames = append(frames, s.queue...)
 	clear(s.queue)
 	s.queue, s.queued = s.queue[:0], 0
+	if cap(s.queue) > keepFrames { // a burst grew it
+		s.queue = nil
+	}
 	return frames, 0, "", false
 }
 
@@ -65,18 +103,21 @@ func (s *Session) write(batch *bytes.Buffer, frames [][]byte) error {
 		return nil
 	}
 	for len(frames) > 0 {
-		batch.Reset()
-		n := 0
-		for n < len(frames) && (n == 0 || batch.Len()+1+len(frames[n]) <= maxBatch) {
-			if n > 0 {
-				batch.WriteByte('\n')
-			}
-			batch.Write(frames[n])
+		n, size := 1, len(frames[0])
+		for n < len(frames) && size+1+len(frames[n]) <= maxBatch {
+			size += 1 + len(frames[n])
 			n++
 		}
-		msg := batch.Bytes()
-		if n == 1 {
-			msg = frames[0]
+		msg := frames[0] // a frame alone is not copied
+		if n > 1 {
+			batch.Reset()
+			for i, f := range frames[:n] {
+				if i > 0 {
+					batch.WriteByte('\n')
+				}
+				batch.Write(f)
+			}
+			msg = batch.Bytes()
 		}
 		if err := s.writeMessage(msg); err != nil {
 			return err

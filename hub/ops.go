@@ -60,7 +60,7 @@ func (h *Hub) DM(ctx context.Context, s Session, to string, data json.RawMessage
 // DirectMessage sends data from user from to every session of user to,
 // copying it to from's sessions when echo is set.
 func (h *Hub) DirectMessage(ctx context.Context, from, to string, data json.RawMessage, idempotencyKey string, echo bool) error {
-	frame, err := json.Marshal(protocol.DM{Type: protocol.TypeDM, From: from, To: to, Data: data, TS: time.Now().UnixMilli()})
+	frame, err := protocol.NewDM(from, to, data, time.Now().UnixMilli())
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,11 @@ import (
 	"strconv"
 )
 
-// Every server frame is one line of compact JSON: encoding/json never emits a
-// raw newline, and message data is compacted, so a batch of frames can be
-// joined with '\n'.
+// Every server frame is one line of compact JSON: strings are escaped, so
+// they hold no raw newline, and data is compacted, so a batch of frames can
+// be joined with '\n'. Nothing is HTML-escaped: <, > and & go out as they
+// came in, one byte each (encoding/json's default turns each into six), and
+// data is re-emitted exactly as the client sent it, only compacted.
 
 // Welcome is the first frame of every connection.
 type Welcome struct {
@@ -32,12 +34,22 @@ type Joined struct {
 	Recovered *bool `json:"recovered,omitempty"`
 }
 
-// Left answers a leave.
+// Left answers a leave, or tells the session the server took it out of a
+// room, with a Reason.
 type Left struct {
 	Type string          `json:"type"`
 	ID   json.RawMessage `json:"id,omitempty"`
 	Room string          `json:"room"`
+	// Reason is set only when the server made the session leave: then ID
+	// is empty.
+	Reason string `json:"reason,omitempty"`
 }
+
+// Reasons of a left frame the client did not ask for.
+const (
+	// ReasonForbidden: a refresh's new token no longer allows the room.
+	ReasonForbidden = "forbidden"
+)
 
 // Ack confirms a send (with its seq and epoch) or a dm (without).
 type Ack struct {
@@ -94,7 +106,7 @@ type Epoch struct {
 }
 
 // DM is a direct message as delivered to the sessions of its sender and
-// recipient.
+// recipient. NewDM builds its frame.
 type DM struct {
 	Type string          `json:"type"`
 	From string          `json:"from"`
@@ -103,7 +115,8 @@ type DM struct {
 	TS   int64           `json:"ts"`
 }
 
-// Refreshed answers a refresh with the new expiry (unix seconds).
+// Refreshed answers a refresh with the new expiry (unix seconds; 0 when the
+// new token does not expire).
 type Refreshed struct {
 	Type string          `json:"type"`
 	ID   json.RawMessage `json:"id,omitempty"`
@@ -115,11 +128,22 @@ type Refreshed struct {
 // so clients can iterate them unchecked. The types cannot fail to encode; a
 // failure is a bug and panics.
 func Encode(v any) []byte {
-	b, err := json.Marshal(withLists(v))
+	b, err := marshal(withLists(v))
 	if err != nil {
 		panic("protocol: encode " + err.Error())
 	}
 	return b
+}
+
+// marshal is json.Marshal without HTML escaping.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
 }
 
 // withLists returns v, as a value, with its nil lists replaced by empty ones.
@@ -194,9 +218,32 @@ func (t MessageTemplate) Frame(seq uint64) []byte {
 	return append(b, t.Suffix...)
 }
 
+// appendString appends s as a JSON string, not HTML-escaped. Invalid UTF-8
+// becomes U+FFFD, as in encoding/json.
 func appendString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always encodes
+	q, _ := marshal(s) // a string always encodes
 	return append(b, q...)
+}
+
+// NewDM returns a dm frame: data from user from to user to, sent at ts (unix
+// milliseconds). data must be valid JSON; like a message's, it is compacted
+// and otherwise kept as the client sent it. The frame is the same as
+// Encode(DM{…}) but is built without re-encoding data, and a bad data is an
+// error rather than a panic.
+func NewDM(from, to string, data json.RawMessage, ts int64) ([]byte, error) {
+	b := bytes.NewBuffer(make([]byte, 0, len(`{"type":"dm","from":"","to":"","data":,"ts":}`)+len(from)+len(to)+len(data)+20))
+	b.WriteString(`{"type":"dm","from":`)
+	b.Write(appendString(nil, from))
+	b.WriteString(`,"to":`)
+	b.Write(appendString(nil, to))
+	b.WriteString(`,"data":`)
+	if err := json.Compact(b, data); err != nil {
+		return nil, err
+	}
+	b.WriteString(`,"ts":`)
+	b.Write(strconv.AppendInt(nil, ts, 10))
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 // EncodeHistory returns a history frame holding the given message frames,

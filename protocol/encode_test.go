@@ -36,6 +36,8 @@ func TestEncode(t *testing.T) {
 			`{"type":"joined","room":"r","members":["a"],"seq":9,"epoch":"e","recovered":false}`},
 		{"left", protocol.Left{Type: protocol.TypeLeft, ID: json.RawMessage(`3`), Room: "r"},
 			`{"type":"left","id":3,"room":"r"}`},
+		{"left forbidden", protocol.Left{Type: protocol.TypeLeft, Room: "r", Reason: protocol.ReasonForbidden},
+			`{"type":"left","room":"r","reason":"forbidden"}`},
 		{"ack send", protocol.Ack{Type: protocol.TypeAck, ID: json.RawMessage(`"s"`), Seq: 12},
 			`{"type":"ack","id":"s","seq":12}`},
 		{"ack dm", protocol.Ack{Type: protocol.TypeAck, ID: json.RawMessage(`"d"`)},
@@ -316,5 +318,86 @@ func TestEncodeHistoryMatchesEncode(t *testing.T) {
 	}
 	if got := string(protocol.EncodeHistory(nil, "r", "e", nil)); got != `{"type":"history","room":"r","epoch":"e","messages":[]}` {
 		t.Errorf("empty history = %s", got)
+	}
+}
+
+// html is data full of the characters encoding/json escapes for HTML by
+// default, six bytes each: the server must send them as the client did.
+const html = `"<b>a & b</b> <script>x>y</script>"`
+
+// TestEncodeNoHTMLEscaping checks that no frame the server builds escapes
+// < > and &: not in data, ids, names nor error messages; and that every
+// frame stays one line.
+func TestEncodeNoHTMLEscaping(t *testing.T) {
+	t.Parallel()
+	tmpl, err := protocol.NewMessage("r", "<u&>", json.RawMessage("{\"t\":\n"+html+"}"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm, err := protocol.NewDM("<a>", "b&", json.RawMessage("[ "+html+" ]\n"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := json.RawMessage(`"<id&>"`)
+	tests := []struct {
+		name  string
+		frame []byte
+		want  string
+	}{
+		{"message", tmpl.Frame(1), `{"type":"message","room":"r","seq":1,"from":"<u&>","data":{"t":` + html + `},"ts":1}`},
+		{"dm", dm, `{"type":"dm","from":"<a>","to":"b&","data":[` + html + `],"ts":2}`},
+		{"encoded dm", protocol.Encode(protocol.DM{Type: protocol.TypeDM, From: "a", To: "b", Data: json.RawMessage(html), TS: 3}),
+			`{"type":"dm","from":"a","to":"b","data":` + html + `,"ts":3}`},
+		{"error", protocol.EncodeError(id, protocol.Errorf(protocol.CodeBadRequest, "a < b && b > c")),
+			`{"type":"error","id":"<id&>","code":"bad_request","message":"a < b && b > c"}`},
+		{"pong", protocol.Encode(protocol.Pong{Type: protocol.TypePong, ID: id}), `{"type":"pong","id":"<id&>"}`},
+		{"member", protocol.Encode(protocol.MemberEvent{Type: protocol.TypeTyping, Room: "r", User: "<&>"}),
+			`{"type":"typing","room":"r","user":"<&>"}`},
+		{"welcome", protocol.Encode(protocol.Welcome{Type: protocol.TypeWelcome, Session: "s", User: "u", Name: "Tom & <Jerry>", Node: "n", Protocol: 1}),
+			`{"type":"welcome","session":"s","user":"u","name":"Tom & <Jerry>","node":"n","protocol":1}`},
+		{"history", protocol.EncodeHistory(id, "r", "e", [][]byte{tmpl.Frame(1)}),
+			`{"type":"history","id":"<id&>","room":"r","epoch":"e","messages":[` + string(tmpl.Frame(1)) + `]}`},
+	}
+	for _, tt := range tests {
+		if got := string(tt.frame); got != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, tt.want)
+		}
+		if bytes.ContainsAny(tt.frame, "\r\n") {
+			t.Errorf("%s: frame %q is not one line", tt.name, tt.frame)
+		}
+	}
+}
+
+// TestEncodeOneLine checks that strings with line breaks and control
+// characters stay escaped, so that a batch of frames joined with '\n'
+// splits back into the same frames.
+func TestEncodeOneLine(t *testing.T) {
+	t.Parallel()
+	odd := "a\nb\r\u2028\u2029\x00\t\"\\"
+	frames := [][]byte{
+		protocol.EncodeError(nil, protocol.Errorf(protocol.CodeInternal, odd)),
+		protocol.Encode(protocol.MemberEvent{Type: protocol.TypeMemberJoined, Room: odd, User: odd}),
+	}
+	if dm, err := protocol.NewDM(odd, odd, json.RawMessage("\"a\\nb\"\n"), 1); err != nil {
+		t.Fatal(err)
+	} else {
+		frames = append(frames, dm)
+	}
+	for _, f := range frames {
+		if bytes.ContainsAny(f, "\r\n\x00") {
+			t.Errorf("frame %q contains a raw line break or control character", f)
+		}
+		if !json.Valid(f) {
+			t.Errorf("frame %q is not valid JSON", f)
+		}
+	}
+}
+
+func TestNewDMInvalidData(t *testing.T) {
+	t.Parallel()
+	for _, data := range []string{"", " ", "{", `{"a":}`, `1 2`, "\"a\nb\"", `[1,]`} {
+		if _, err := protocol.NewDM("a", "b", json.RawMessage(data), 1); err == nil {
+			t.Errorf("NewDM(%q) succeeded, want an error", data)
+		}
 	}
 }

@@ -72,7 +72,48 @@ func FuzzDecode(f *testing.F) {
 		}
 		checkRequest(t, req)
 		checkRoundTrip(t, req)
+		checkEcho(t, req)
 	})
+}
+
+// checkEcho checks the round trip through the server's encoders: the frames
+// answering or relaying req carry its id byte for byte and its data exactly
+// as sent, only compacted.
+func checkEcho(t testing.TB, req protocol.Request) {
+	t.Helper()
+	if req.ID != nil {
+		var e protocol.ErrorFrame
+		frame := protocol.EncodeError(req.ID, protocol.Errorf(protocol.CodeRateLimited, "slow <down> & retry"))
+		if err := json.Unmarshal(frame, &e); err != nil || !bytes.Equal(e.ID, req.ID) || e.Message != "slow <down> & retry" {
+			t.Errorf("error frame %s for id %s: id %s, message %q, error %v", frame, req.ID, e.ID, e.Message, err)
+		}
+	}
+	var frame []byte
+	switch req.Type {
+	case protocol.TypeSend:
+		tmpl, err := protocol.NewMessage(req.Room, "u", req.Data, 1)
+		if err != nil {
+			t.Fatalf("NewMessage of decoded data %s: %v", req.Data, err)
+		}
+		frame = tmpl.Frame(1)
+	case protocol.TypeDM:
+		var err error
+		if frame, err = protocol.NewDM("u", req.To, req.Data, 1); err != nil {
+			t.Fatalf("NewDM of decoded data %s: %v", req.Data, err)
+		}
+	default:
+		return
+	}
+	var m struct{ Data json.RawMessage }
+	if err := json.Unmarshal(frame, &m); err != nil {
+		t.Fatalf("frame %q: %v", frame, err)
+	}
+	if got, want := string(m.Data), compact(t, req.Data); got != want {
+		t.Errorf("%s frame carries data %s, want %s", req.Type, got, want)
+	}
+	if bytes.ContainsAny(frame, "\r\n") {
+		t.Errorf("frame %q is not one line", frame)
+	}
 }
 
 func checkDecodeError(t testing.TB, req protocol.Request, err error) {
@@ -220,6 +261,61 @@ func FuzzNewMessage(f *testing.F) {
 		}
 		if got, want := decodeAny(t, m.Data), decodeAny(t, data); !reflect.DeepEqual(got, want) {
 			t.Errorf("frame %s has data %#v, want %#v", frame, got, want)
+		}
+		if got, want := string(m.Data), compact(t, data); got != want {
+			t.Errorf("frame %s has data %s, want it as sent, compacted: %s", frame, got, want)
+		}
+	})
+}
+
+// FuzzNewDM checks that NewDM takes exactly the valid JSON data and that its
+// frames are one line of JSON that carries the data as sent, compacted.
+func FuzzNewDM(f *testing.F) {
+	f.Add("ann", "bob", []byte(`{"text":"hi"}`), int64(1700000000000))
+	f.Add("<a>", "b&", []byte("[ \"<b>&amp;</b>\" ]\n"), int64(-1))
+	f.Add("a\"\n", "\u2028", []byte(` "\u2028 \"q\"" `), int64(0))
+	f.Add("a", "b", []byte(`[1,]`), int64(1))
+	for _, s := range seeds(f) {
+		var w struct{ Data json.RawMessage }
+		if json.Unmarshal(s.frame, &w) == nil && w.Data != nil {
+			f.Add("a", "b", []byte(w.Data), int64(1))
+		}
+	}
+	f.Fuzz(func(t *testing.T, from, to string, data []byte, ts int64) {
+		frame, err := protocol.NewDM(from, to, data, ts)
+		if !json.Valid(data) {
+			if err == nil {
+				t.Fatalf("NewDM accepted invalid data %q", data)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("NewDM(%q): %v", data, err)
+		}
+		if bytes.ContainsAny(frame, "\r\n") {
+			t.Errorf("frame %q is not one line", frame)
+		}
+		d := json.NewDecoder(bytes.NewReader(frame))
+		d.DisallowUnknownFields()
+		var m protocol.DM
+		if err := d.Decode(&m); err != nil || d.More() {
+			t.Fatalf("frame %q is not one dm: %v", frame, err)
+		}
+		if m.Type != protocol.TypeDM || m.TS != ts {
+			t.Errorf("frame %s decodes to type %q ts %d, want dm %d", frame, m.Type, m.TS, ts)
+		}
+		if utf8.ValidString(from) && m.From != from || utf8.ValidString(to) && m.To != to {
+			t.Errorf("frame %s is from %q to %q, want %q %q", frame, m.From, m.To, from, to)
+		}
+		if got, want := string(m.Data), compact(t, data); got != want {
+			t.Errorf("frame %s has data %s, want it as sent, compacted: %s", frame, got, want)
+		}
+		want, _ := json.Marshal(protocol.DM{Type: protocol.TypeDM, From: from, To: to, Data: data, TS: ts})
+		var a, b any
+		json.Unmarshal(frame, &a)
+		json.Unmarshal(want, &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("NewDM = %s, want the same value as %s", frame, want)
 		}
 	})
 }

@@ -79,7 +79,8 @@ export function connect(options) {
  * - resync  ({room, epoch, epochChanged, count, lost}) a rejoin could not
  *   replay: count messages came from history instead, lost were gone
  * - gap     ({room, lost}) live seqs were missing and history no longer had them
- * - error   (SwitchboardError) an error no request waits for (rate_limited, a rejoin refused)
+ * - error   (SwitchboardError) an error no request waits for (rate_limited, a rejoin
+ *   refused, the server took the client out of a room: code = the left frame's reason)
  * - welcome, frame: raw frames, for debugging
  * A Client is used from one thread (a tab, a node event loop).
  */
@@ -237,8 +238,10 @@ export class Client {
       case 'member_left':
         this.rooms.onMember(f);
         return this.emit(f.type, { room: f.room, user: f.user });
-      case 'joined':
       case 'left':
+        if (f.reason !== undefined && f.id === undefined) return this.rooms.onRemoved(f);
+        return this.onReply(f);
+      case 'joined':
       case 'presence':
       case 'history':
       case 'pong':

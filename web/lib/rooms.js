@@ -115,6 +115,14 @@ export class Rooms {
     if (!this.rooms.has(f.room)) this.c.write({ type: 'leave', room: f.room });
   }
 
+  /** onRemoved handles a left the server sent unasked (reason "forbidden": a
+   * refreshed token no longer allows the room): the room is gone, as if a
+   * rejoin had been refused. */
+  onRemoved(f) {
+    const room = this.rooms.get(f.room);
+    if (room) this.joinFailed(room, new SwitchboardError(f.reason, `removed from the room: ${f.reason}`));
+  }
+
   onJoined(room, f) {
     if (this.rooms.get(room.name) !== room) {
       this.onStrayJoined(f); // left while joining

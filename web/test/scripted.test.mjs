@@ -145,6 +145,26 @@ describe('scripted server', () => {
     assert.deepEqual([r.code, r.inMs], [1012, 0], '1012 is retried at once');
   });
 
+  test('a left the server sends unasked takes the client out of the room', async () => {
+    const srv = await fake((f, ws) => {
+      if (f.type === 'join') ws.out({ type: 'joined', id: f.id, room: f.room, members: ['alice'], seq: 0, epoch: 'e1' });
+      if (f.type === 'refresh') {
+        ws.out({ type: 'left', room: 'b', reason: 'forbidden' }, { type: 'refreshed', id: f.id, exp: 1 });
+        setTimeout(() => ws.close(1012, 'restart'), 20);
+      }
+    });
+    const c = client(srv.url);
+    await c.join('a');
+    await c.join('b');
+    c.write({ type: 'refresh', token: 't', id: 'r1' });
+    await waitFor(() => c.rec.errors.length === 1, { what: 'an error for the room' });
+    assert.deepEqual([c.rec.errors[0].code, c.rec.errors[0].room], ['forbidden', 'b']);
+    assert.deepEqual(c.joinedRooms(), ['a']);
+    await waitFor(() => srv.connections === 2 && srv.frames.some((f) => f.n === 2 && f.type === 'join'), { what: 'rejoin' });
+    await sleep(50);
+    assert.deepEqual(srv.frames.filter((f) => f.n === 2 && f.type === 'join').map((f) => f.room), ['a'], 'b is not rejoined');
+  });
+
   for (const code of [4003, 4001, 1008]) {
     test(`stays offline after close code ${code}`, async () => {
       const srv = await fake(() => {}, (ws) => setTimeout(() => ws.close(code, 'go away'), 20));
