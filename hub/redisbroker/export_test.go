@@ -30,7 +30,9 @@ func (b *Broker) crash() {
 // without publishing it: a publication pub/sub lost.
 var silentLua = redis.NewScript(`
 local seq = string.format('%d', redis.call('HINCRBY', KEYS[1], 's', 1))
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'f', ARGV[1] .. seq .. ARGV[2])
+local frame = ARGV[1] .. seq .. ARGV[2]
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'f', frame)
+redis.call('HINCRBY', KEYS[1], 'b', #frame)
 return seq
 `)
 

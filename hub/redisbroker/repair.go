@@ -68,7 +68,7 @@ func (b *Broker) onPublication(ctx context.Context, room, payload string) {
 	if p.Epoch != st.epoch {
 		from = 1
 	}
-	page, err := b.readHistory(ctx, room, "range", seqID(from), seqID(p.Seq-1), p.Epoch)
+	page, err := b.readHistory(ctx, room, historyRead{mode: "range", from: seqID(from), to: seqID(p.Seq - 1), epoch: p.Epoch})
 	if !b.readDone(room, st, err) {
 		return // p is in history: the resync reads it
 	}
@@ -159,7 +159,7 @@ func (b *Broker) resync(ctx context.Context, room string, st *roomSub, now time.
 		return
 	}
 	b.unsettled(room, st)
-	page, err := b.readHistory(ctx, room, "since", seqID(st.last+1), 0, st.epoch)
+	page, err := b.readHistory(ctx, room, historyRead{mode: "resync", from: seqID(st.last + 1), epoch: st.epoch})
 	if !b.readDone(room, st, err) {
 		return
 	}
