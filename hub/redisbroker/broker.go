@@ -144,7 +144,7 @@ func (b *Broker) Ready(ctx context.Context) error {
 
 // Close implements hub.Broker. It stops delivery and waits for the broker's
 // goroutines (or for ctx), removes this node's presence entries and registry
-// entry (best effort: they expire anyway) and closes the connections.
+// entries (best effort: they expire anyway) and closes the connections.
 // Calling it again returns the first call's result.
 func (b *Broker) Close(ctx context.Context) error {
 	b.closeOnce.Do(func() { b.closeErr = b.close(ctx) })
@@ -172,6 +172,7 @@ func (b *Broker) close(ctx context.Context) error {
 		err = fmt.Errorf("close: %w", ctx.Err())
 	}
 	b.unregister(ctx)
+	b.deregister(ctx)
 	if cerr := b.client.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close: %w", cerr)
 	}
