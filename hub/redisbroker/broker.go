@@ -40,12 +40,12 @@ type Broker struct {
 	// takes it after forgetting the subscription, so that nothing is
 	// delivered for a room or user once it returned.
 	deliverMu sync.Mutex
-	resyncs   map[*roomSub]string // rooms marked for resync; the receive loop's
+	repairs   repairs // the receive loop's
 
 	presMu sync.Mutex
 	held   map[string]map[string]bool // this node's presence entries: room → users
 
-	wg        sync.WaitGroup // the receive loop and the maintenance loop
+	wg        sync.WaitGroup // the receive and maintenance loops, the repair workers
 	stopped   chan struct{}  // closed when the receive loop has ended
 	closeOnce sync.Once
 	closeErr  error
@@ -86,9 +86,10 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 	opt.ClientName = "switchboard:" + cfg.NodeID
 	opt.DisableIdentity = true
 	client := redis.NewClient(opt)
+	o := defaultOptions()
 	return &Broker{
 		cfg:     cfg,
-		opt:     defaultOptions(),
+		opt:     o,
 		log:     log.With().Str("component", "redisbroker").Str("node", cfg.NodeID).Logger(),
 		client:  client,
 		ps:      client.Subscribe(context.Background()), // no channels: does not connect
@@ -97,7 +98,10 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 		pending: make(map[string]bool),
 		waiters: make(map[string][]waiter),
 		held:    make(map[string]map[string]bool),
-		resyncs: make(map[*roomSub]string),
+		repairs: repairs{
+			resyncs: make(map[*roomSub]struct{}),
+			done:    make(chan repairResult, o.repairWorkers),
+		},
 		stopped: make(chan struct{}),
 	}, nil
 }
@@ -213,10 +217,14 @@ type Stats struct {
 	Backlogged uint64
 	// Malformed counts messages that could not be decoded.
 	Malformed uint64
+	// Overflowed counts the times a room under repair received more than
+	// it may hold meanwhile: it dropped what it held, to be read from
+	// history instead.
+	Overflowed uint64
 }
 
 type counters struct {
-	repaired, lost, duplicates, backlogged, malformed atomic.Uint64
+	repaired, lost, duplicates, backlogged, malformed, overflowed atomic.Uint64
 }
 
 // Stats returns the broker's counters since New.
@@ -227,5 +235,6 @@ func (b *Broker) Stats() Stats {
 		Duplicates: b.stats.duplicates.Load(),
 		Backlogged: b.stats.backlogged.Load(),
 		Malformed:  b.stats.malformed.Load(),
+		Overflowed: b.stats.overflowed.Load(),
 	}
 }

@@ -61,6 +61,18 @@ func (b *Broker) subscriptionState() (rooms, users, pending, waiters int) {
 	return len(b.rooms), len(b.users), len(b.pending), len(b.waiters)
 }
 
+// setBeforeRead makes the repair workers call f before each history read.
+// Call it before Start.
+func (b *Broker) setBeforeRead(f func(ctx context.Context, room string)) {
+	b.opt.beforeRead = f
+}
+
+// setRepairBuffer sets the bounds of what a room under repair holds. Call
+// it before Start.
+func (b *Broker) setRepairBuffer(count, bytes int) {
+	b.opt.repairBufferCount, b.opt.repairBufferBytes = count, bytes
+}
+
 // setChannel sets the size of go-redis's pub/sub buffer and how long go-redis
 // waits for room in it before it drops a message. Call it before Start.
 func (b *Broker) setChannel(size int, sendTimeout time.Duration) {

@@ -29,7 +29,7 @@ func (b *Broker) SubscribeRoom(ctx context.Context, room string) error {
 	if closed {
 		return fmt.Errorf("subscribe room: %w", errClosed)
 	}
-	st := &roomSub{}
+	st := &roomSub{name: room}
 	if pos, err := b.position(ctx, room); err == nil {
 		st.known, st.epoch, st.last = true, pos.Epoch, pos.Seq
 	} else {
