@@ -139,7 +139,7 @@ func (b *Broker) hold(st *roomSub, p hub.Publication) {
 		return
 	}
 	b.stats.overflowed.Add(1)
-	if !st.again {
+	if !st.again && !st.failed { // once per repair; an outage is logged already
 		b.log.Warn().Str("room", st.name).Int("buffered", len(st.buf)).
 			Msg("repair buffer full: dropped; the room is resynced from history")
 	}
