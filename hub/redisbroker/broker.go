@@ -40,11 +40,11 @@ type Broker struct {
 	// takes it after forgetting the subscription, so that nothing is
 	// delivered for a room or user once it returned.
 	deliverMu sync.Mutex
-	resyncs   map[*roomSub]string // rooms marked for resync; the receive loop's
+	repairs   repairs // the receive loop's
 
 	pres presenceState // this node's presence entries
 
-	wg        sync.WaitGroup // the receive loop and the maintenance loop
+	wg        sync.WaitGroup // the receive and maintenance loops, the repair workers
 	stopped   chan struct{}  // closed when the receive loop has ended
 	closeOnce sync.Once
 	closeErr  error
@@ -85,9 +85,10 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 	opt.ClientName = "switchboard:" + cfg.NodeID
 	opt.DisableIdentity = true
 	client := redis.NewClient(opt)
+	o := defaultOptions()
 	return &Broker{
 		cfg:     cfg,
-		opt:     defaultOptions(),
+		opt:     o,
 		log:     log.With().Str("component", "redisbroker").Str("node", cfg.NodeID).Logger(),
 		client:  client,
 		ps:      client.Subscribe(context.Background()), // no channels: does not connect
@@ -95,7 +96,10 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 		users:   make(map[string]bool),
 		pending: make(map[string]bool),
 		waiters: make(map[string][]waiter),
-		resyncs: make(map[*roomSub]string),
+		repairs: repairs{
+			resyncs: make(map[*roomSub]struct{}),
+			done:    make(chan repairResult, o.repairWorkers),
+		},
 		stopped: make(chan struct{}),
 	}, nil
 }
@@ -146,7 +150,7 @@ func (b *Broker) Ready(ctx context.Context) error {
 
 // Close implements hub.Broker. It stops delivery and waits for the broker's
 // goroutines (or for ctx), removes this node's presence entries and registry
-// entry (best effort: they expire anyway) and closes the connections.
+// entries (best effort: they expire anyway) and closes the connections.
 // Calling it again returns the first call's result.
 func (b *Broker) Close(ctx context.Context) error {
 	b.closeOnce.Do(func() { b.closeErr = b.close(ctx) })
@@ -174,6 +178,7 @@ func (b *Broker) close(ctx context.Context) error {
 		err = fmt.Errorf("close: %w", ctx.Err())
 	}
 	b.unregister(ctx)
+	b.deregister(ctx)
 	if cerr := b.client.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close: %w", cerr)
 	}
@@ -218,10 +223,14 @@ type Stats struct {
 	Backlogged uint64
 	// Malformed counts messages that could not be decoded.
 	Malformed uint64
+	// Overflowed counts the times a room under repair received more than
+	// it may hold meanwhile: it dropped what it held, to be read from
+	// history instead.
+	Overflowed uint64
 }
 
 type counters struct {
-	repaired, lost, duplicates, backlogged, malformed atomic.Uint64
+	repaired, lost, duplicates, backlogged, malformed, overflowed atomic.Uint64
 }
 
 // Stats returns the broker's counters since New.
@@ -232,5 +241,6 @@ func (b *Broker) Stats() Stats {
 		Duplicates: b.stats.duplicates.Load(),
 		Backlogged: b.stats.backlogged.Load(),
 		Malformed:  b.stats.malformed.Load(),
+		Overflowed: b.stats.overflowed.Load(),
 	}
 }

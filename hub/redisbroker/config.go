@@ -21,7 +21,7 @@ type Config struct {
 	HistorySize int
 	// HistoryMaxBytes caps the summed frame sizes of a room's history in
 	// Redis: the oldest publications are trimmed to stay below it (the
-	// newest is always kept). Default 1 MiB.
+	// newest is always kept). Default DefaultHistoryMaxBytes.
 	HistoryMaxBytes int
 	// HistoryTTL drops a room's history, and so starts a new epoch, after
 	// this long without a publish. Default 24h.
@@ -44,6 +44,9 @@ type Config struct {
 	KeyPrefix string
 }
 
+// DefaultHistoryMaxBytes is Config.HistoryMaxBytes's default, 1 MiB.
+const DefaultHistoryMaxBytes = 1 << 20
+
 // withDefaults returns cfg with its zero fields set to their defaults.
 func (cfg Config) withDefaults() Config {
 	if cfg.URL == "" {
@@ -54,6 +57,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.HistorySize <= 0 {
 		cfg.HistorySize = 100
+	}
+	if cfg.HistoryMaxBytes <= 0 {
+		cfg.HistoryMaxBytes = DefaultHistoryMaxBytes
 	}
 	if cfg.HistoryTTL <= 0 {
 		cfg.HistoryTTL = 24 * time.Hour

@@ -13,14 +13,21 @@
 // so the broker tracks the last seq delivered per room and repairs a gap by
 // reading the missing publications from the Stream; on reconnection it reads
 // whatever it missed. The Handler thus sees every room in seq order without
-// gaps within an epoch, unless more than Config.HistorySize publications were
-// missed. Ephemeral events (typing, direct messages, kicks) have no such
+// gaps within an epoch, unless history (Config.HistorySize,
+// Config.HistoryMaxBytes) no longer holds what was missed. Ephemeral events (typing, direct messages, kicks) have no such
 // repair: one lost with the connection is lost.
 //
 // Every key the broker writes expires (Config.HistoryTTL,
-// Config.IdempotencyTTL, Config.PresenceTTL). Redis should run with
-// maxmemory-policy noeviction: any other policy may evict a room's Stream
-// without its meta, losing history without starting a new epoch.
+// Config.IdempotencyTTL, Config.PresenceTTL), and a room's Stream is trimmed
+// to Config.HistorySize entries and Config.HistoryMaxBytes of frames. Redis
+// should run with maxmemory-policy noeviction, so that a full Redis refuses
+// writes (reported as hub.ErrUnavailable): any other policy may evict a
+// room's Stream without its meta, losing history without starting a new
+// epoch, or presence and idempotency keys.
+//
+// Gap repairs and resyncs read history on a few worker goroutines, never on
+// the receive loop: a room under repair holds what it receives meanwhile
+// (within bounds) and delivery of the other rooms goes on.
 //
 // It does not own room membership or sessions (package hub) and does not read
 // configuration from flags or the environment (cmd/switchboard).

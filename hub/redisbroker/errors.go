@@ -58,8 +58,10 @@ func wrapErr(step string, err error, maybe bool) error {
 	return fmt.Errorf("%s: %w", step, err)
 }
 
-// busyReplies are the prefixes of Redis error replies that mean "not now".
-var busyReplies = []string{"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN"}
+// busyReplies are the prefixes of Redis error replies that mean "not now",
+// OOM included: Redis reached maxmemory under maxmemory-policy noeviction
+// (a script's first write is refused, so nothing was written).
+var busyReplies = []string{"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "OOM"}
 
 // unreachable reports whether err means Redis could not be reached or could
 // not serve, as opposed to a bad command or a cancelled caller.

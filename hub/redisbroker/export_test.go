@@ -30,7 +30,9 @@ func (b *Broker) crash() {
 // without publishing it: a publication pub/sub lost.
 var silentLua = redis.NewScript(`
 local seq = string.format('%d', redis.call('HINCRBY', KEYS[1], 's', 1))
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'f', ARGV[1] .. seq .. ARGV[2])
+local frame = ARGV[1] .. seq .. ARGV[2]
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'f', frame)
+redis.call('HINCRBY', KEYS[1], 'b', #frame)
 return seq
 `)
 
@@ -57,6 +59,18 @@ func (b *Broker) subscriptionState() (rooms, users, pending, waiters int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.rooms), len(b.users), len(b.pending), len(b.waiters)
+}
+
+// setBeforeRead makes the repair workers call f before each history read.
+// Call it before Start.
+func (b *Broker) setBeforeRead(f func(ctx context.Context, room string)) {
+	b.opt.beforeRead = f
+}
+
+// setRepairBuffer sets the bounds of what a room under repair holds. Call
+// it before Start.
+func (b *Broker) setRepairBuffer(count, bytes int) {
+	b.opt.repairBufferCount, b.opt.repairBufferBytes = count, bytes
 }
 
 // setChannel sets the size of go-redis's pub/sub buffer and how long go-redis

@@ -1,6 +1,9 @@
 package redisbroker
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // options are the broker's internal knobs: fixed in production, where their
 // defaults are the only sensible values, and changed by tests (see
@@ -11,10 +14,19 @@ type options struct {
 	channelSize int
 	// channelSendTimeout is how long go-redis waits for room in that buffer
 	// before it drops a message (see Stats.Backlogged). Long, because the
-	// receive loop only stalls for Redis reads bounded by OpTimeout: a
-	// longer stall means something is wrong, and Redis then disconnects the
-	// connection for its output buffer limit, which gap repair survives.
+	// receive loop never waits on Redis: a stall means something is wrong,
+	// and Redis then disconnects the connection for its output buffer
+	// limit, which gap repair survives.
 	channelSendTimeout time.Duration
+	// repairWorkers bounds the history reads made at once to repair rooms.
+	repairWorkers int
+	// repairBufferCount and repairBufferBytes bound what a room under
+	// repair holds, repairBufferTotal what all of them hold together: a
+	// room beyond them drops its buffer and is resynced from history.
+	repairBufferCount, repairBufferBytes, repairBufferTotal int
+	// beforeRead, when set, is called by a repair worker before it reads a
+	// room's history: tests make it slow.
+	beforeRead func(ctx context.Context, room string)
 }
 
 // defaultOptions returns the options of every Broker that New returns.
@@ -22,5 +34,9 @@ func defaultOptions() options {
 	return options{
 		channelSize:        10000,
 		channelSendTimeout: time.Minute,
+		repairWorkers:      4,
+		repairBufferCount:  1000,
+		repairBufferBytes:  1 << 20,
+		repairBufferTotal:  64 << 20,
 	}
 }

@@ -367,8 +367,7 @@ func (b *Broker) readd(ctx context.Context, room, entry string) {
 }
 
 // unregister removes, best effort, this node's presence entries (announcing
-// member_left where due, with the removals still to retry) and registry
-// entry.
+// member_left where due, with the removals still to retry).
 func (b *Broker) unregister(ctx context.Context) {
 	ctx, cancel := b.opContext(context.WithoutCancel(ctx))
 	defer cancel()
@@ -395,8 +394,5 @@ func (b *Broker) unregister(ctx context.Context) {
 		if _, err := runPipelined(ctx, b.client, presenceScript, keys, args); err != nil {
 			b.log.Warn().Err(err).Msg("close: removing presence entries failed; they expire")
 		}
-	}
-	if err := b.client.Del(ctx, b.nodeKey(b.cfg.NodeID)).Err(); err != nil {
-		b.log.Warn().Err(err).Msg("close: removing the node's registry entry failed; it expires")
 	}
 }

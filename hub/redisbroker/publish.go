@@ -13,9 +13,11 @@ import (
 )
 
 // Publish implements hub.Broker with one Lua script: it checks the
-// idempotency key, assigns the seq, appends to history and publishes. A
-// timeout or lost connection returns an error matching hub.ErrUnavailable
-// and hub.ErrMaybeDelivered: the script may have run.
+// idempotency key, assigns the seq, appends to history, trims it to
+// HistorySize and HistoryMaxBytes and publishes. A timeout or lost
+// connection returns an error matching hub.ErrUnavailable and
+// hub.ErrMaybeDelivered: the script may have run. A duplicate returns the
+// first publish's Seq and Epoch without Frame: the key keeps only those.
 func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest) (hub.Publication, bool, error) {
 	keys := []string{b.metaKey(room), b.streamKey(room)}
 	if r.IdempotencyKey != "" {
@@ -26,54 +28,75 @@ func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest)
 	res, err := publishScript.Run(ctx, b.client, keys,
 		r.Message.Prefix, r.Message.Suffix, hub.NewEpoch(),
 		b.cfg.HistorySize, ms(b.cfg.HistoryTTL), b.roomChannel(room), ms(b.cfg.IdempotencyTTL),
+		b.cfg.HistoryMaxBytes,
 	).Slice()
 	if err != nil {
 		return hub.Publication{}, false, wrapMaybe("publish", err)
 	}
-	if len(res) != 2 {
+	if len(res) != 3 {
 		return hub.Publication{}, false, fmt.Errorf("publish: %w", errEnvelope)
 	}
 	dup, _ := res[0].(int64)
-	env, _ := res[1].(string)
-	p, err := decodePublication(env)
-	if err != nil {
-		return hub.Publication{}, false, fmt.Errorf("publish: %w", err)
+	epoch, _ := res[1].(string)
+	seq, err := strconv.ParseUint(fmt.Sprint(res[2]), 10, 64)
+	if err != nil || epoch == "" {
+		return hub.Publication{}, false, fmt.Errorf("publish: %w", errEnvelope)
 	}
-	return p, dup == 1, nil
+	p := hub.Publication{Seq: seq, Epoch: epoch}
+	if dup == 1 {
+		return p, true, nil
+	}
+	p.Frame = r.Message.Frame(seq)
+	return p, false, nil
 }
 
-// History implements hub.Broker.
+// History implements hub.Broker. It writes nothing to Redis.
 func (b *Broker) History(ctx context.Context, room string, q hub.HistoryQuery) (hub.HistoryPage, error) {
 	switch {
 	case q.HasSince && q.Since < math.MaxUint64:
-		return b.readHistory(ctx, room, "since", seqID(q.Since+1), 0, "")
+		return b.readHistory(ctx, room, historyRead{
+			mode: "since", from: seqID(q.Since + 1), epoch: q.Epoch, maxBytes: q.MaxBytes,
+		})
 	case !q.HasSince && q.Limit > 0 && q.Before != 1:
 		last := "+"
 		if q.Before != 0 {
 			last = seqID(q.Before - 1)
 		}
-		page, err := b.readHistory(ctx, room, "before", last, q.Limit, "")
+		page, err := b.readHistory(ctx, room, historyRead{
+			mode: "before", from: last, to: strconv.Itoa(q.Limit), maxBytes: q.MaxBytes,
+		})
 		slices.Reverse(page.Publications) // XREVRANGE: newest first
 		return page, err
 	}
-	return b.readHistory(ctx, room, "pos", "", 0, "")
+	return b.readHistory(ctx, room, historyRead{mode: "pos"})
 }
 
-// position returns the room's position, giving a new room its epoch.
+// position returns the room's position, giving a room without history its
+// epoch: SubscribeRoom's read, the only one that writes.
 func (b *Broker) position(ctx context.Context, room string) (hub.Position, error) {
-	page, err := b.readHistory(ctx, room, "pos", "", 0, "")
+	page, err := b.readHistory(ctx, room, historyRead{mode: "pos", create: true})
 	return page.Position, err
 }
 
-// readHistory runs history.lua: mode "pos" reads the position only, "since"
-// the publications from stream id on (all of them when the room's epoch is
-// not epoch, unless epoch is empty), "range" those from id to arg (none
-// when the room's epoch is not epoch), "before" the newest arg up to id.
-func (b *Broker) readHistory(ctx context.Context, room, mode, id string, arg any, epoch string) (hub.HistoryPage, error) {
+// historyRead is one run of history.lua (see there for the modes).
+type historyRead struct {
+	mode     string // "pos", "since", "resync", "range" or "before"
+	from, to string // ARGV[4] and ARGV[5]
+	epoch    string // the epoch the caller knows, or ""
+	maxBytes int    // cap on the frame bytes returned, 0 for none
+	create   bool   // give a room without meta its meta
+}
+
+// readHistory runs history.lua.
+func (b *Broker) readHistory(ctx context.Context, room string, r historyRead) (hub.HistoryPage, error) {
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
+	create := "0"
+	if r.create {
+		create = "1"
+	}
 	res, err := historyScript.Run(ctx, b.client, []string{b.metaKey(room), b.streamKey(room)},
-		hub.NewEpoch(), ms(b.cfg.HistoryTTL), mode, id, arg, epoch,
+		hub.NewEpoch(), ms(b.cfg.HistoryTTL), r.mode, r.from, r.to, r.epoch, max(r.maxBytes, 0), create,
 	).Slice()
 	if err != nil {
 		return hub.HistoryPage{}, wrap("history", err)
@@ -85,10 +108,10 @@ func (b *Broker) readHistory(ctx context.Context, room, mode, id string, arg any
 	return page, nil
 }
 
-// parseHistory decodes history.lua's {epoch, seq, entries}.
+// parseHistory decodes history.lua's {epoch, seq, entries, truncated}.
 func parseHistory(res []any) (hub.HistoryPage, error) {
 	var page hub.HistoryPage
-	if len(res) != 3 {
+	if len(res) != 4 {
 		return page, errEnvelope
 	}
 	epoch, _ := res[0].(string)
@@ -106,6 +129,8 @@ func parseHistory(res []any) (hub.HistoryPage, error) {
 		p.Epoch = epoch
 		page.Publications = append(page.Publications, p)
 	}
+	truncated, _ := res[3].(int64)
+	page.Truncated = truncated == 1
 	return page, nil
 }
 

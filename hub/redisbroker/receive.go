@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,9 +16,10 @@ import (
 const resyncInterval = 500 * time.Millisecond
 
 // receive is the receive loop: it delivers what the node's pub/sub
-// connection receives, repairs gaps from history, and on exit releases the
-// callers awaiting a confirmation, closes the connection and drains
-// go-redis's buffer so that its goroutine ends too.
+// connection receives and has the repair workers read gaps from history
+// (see repair.go); it never waits on Redis. On exit it releases the callers
+// awaiting a confirmation, closes the connection and drains go-redis's
+// buffer so that its goroutine ends too.
 func (b *Broker) receive(ctx context.Context, ch <-chan any) {
 	defer func() {
 		close(b.stopped)
@@ -33,7 +35,9 @@ func (b *Broker) receive(ctx context.Context, ch <-chan any) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			b.resyncPending(ctx)
+			b.resyncPending()
+		case res := <-b.repairs.done:
+			b.repaired(res, time.Now())
 		case m, ok := <-ch:
 			if !ok {
 				return
@@ -42,16 +46,17 @@ func (b *Broker) receive(ctx context.Context, ch <-chan any) {
 			full = b.noteBacklog(len(ch), full)
 			switch m := m.(type) {
 			case *redis.Message:
-				b.onMessage(ctx, m)
+				b.onMessage(m)
 			case *redis.Subscription:
-				if room, st := b.onSubscription(m); st != nil {
-					b.resync(ctx, room, st, time.Now())
+				if st := b.onSubscription(m); st != nil {
+					b.needResync(st)
 				}
 			}
 			if wasFull && !full {
-				b.resyncAll(ctx)
+				b.resyncAll()
 			}
 		}
+		b.dispatch(ctx)
 	}
 }
 
@@ -59,16 +64,13 @@ func (b *Broker) receive(ctx context.Context, ch <-chan any) {
 // full buffer has drained. While it was full go-redis may have dropped
 // messages, of any room; a drop is repaired when the room's next
 // publication shows the gap, but the last ones dropped may have none.
-func (b *Broker) resyncAll(ctx context.Context) {
+func (b *Broker) resyncAll() {
 	b.mu.Lock()
-	rooms := maps.Clone(b.rooms)
+	rooms := slices.Collect(maps.Values(b.rooms))
 	b.mu.Unlock()
-	for room, st := range rooms {
-		if st.known {
-			b.unsettled(room, st)
-		}
+	for _, st := range rooms {
+		b.needResync(st)
 	}
-	b.resyncPending(ctx)
 }
 
 // noteBacklog counts and logs the buffer becoming full (n is its length
@@ -90,26 +92,26 @@ func (b *Broker) noteBacklog(n int, full bool) bool {
 // onSubscription handles Redis's confirmation of a SUBSCRIBE or
 // UNSUBSCRIBE, sent for a call of this node or when go-redis resubscribes
 // after reconnecting. It returns a confirmed room, to be resynced.
-func (b *Broker) onSubscription(m *redis.Subscription) (string, *roomSub) {
+func (b *Broker) onSubscription(m *redis.Subscription) *roomSub {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.confirmLocked(m.Channel, m.Kind)
 	if m.Kind != "subscribe" {
-		return "", nil
+		return nil
 	}
 	delete(b.pending, m.Channel)
 	room, ok := strings.CutPrefix(m.Channel, b.roomChannel(""))
 	if !ok {
-		return "", nil
+		return nil
 	}
-	return room, b.rooms[room]
+	return b.rooms[room]
 }
 
 // onMessage delivers a publication or event.
-func (b *Broker) onMessage(ctx context.Context, m *redis.Message) {
+func (b *Broker) onMessage(m *redis.Message) {
 	if room, ok := strings.CutPrefix(m.Channel, b.roomChannel("")); ok {
 		if strings.HasPrefix(m.Payload, "p") {
-			b.onPublication(ctx, room, m.Payload)
+			b.onPublication(room, m.Payload)
 			return
 		}
 		b.onEvent(m.Payload, func(e hub.Event) {

@@ -3,12 +3,18 @@ package redisbroker
 import (
 	"context"
 	"slices"
-	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// The node registry: one key per live node, holding what Config.NodeInfo
-// returns, renewed by the maintenance loop and expiring PresenceTTL after a
-// node stops.
+// The node registry: a sorted set of the live nodes' ids, scored by when
+// their entry expires, and per node a key holding what Config.NodeInfo
+// returns. The maintenance loop renews both every PresenceTTL/3; a node
+// that stops (a crash) drops out PresenceTTL later, and Close removes it at
+// once. Reading the registry costs O(nodes): no SCAN of the keyspace.
+
+// registryKey is the registry's sorted set.
+func (b *Broker) registryKey() string { return b.cfg.KeyPrefix + "nodes" }
 
 // heartbeat renews the node's registry entry.
 func (b *Broker) heartbeat(ctx context.Context) {
@@ -18,63 +24,58 @@ func (b *Broker) heartbeat(ctx context.Context) {
 	if b.cfg.NodeInfo != nil {
 		info = b.cfg.NodeInfo()
 	}
-	if err := b.client.Set(ctx, b.nodeKey(b.cfg.NodeID), info, b.cfg.PresenceTTL).Err(); err != nil {
+	err := registryScript.Run(ctx, b.client, []string{b.registryKey()},
+		"beat", b.cfg.NodeID, ms(b.cfg.PresenceTTL), b.nodeKey(b.cfg.NodeID), info,
+	).Err()
+	if err != nil {
 		b.log.Warn().Err(err).Msg("node heartbeat failed")
 	}
 }
 
-// Nodes returns the ids of the live nodes of the cluster: those whose
-// registry entry was refreshed within PresenceTTL.
-func (b *Broker) Nodes(ctx context.Context) ([]string, error) {
-	ctx, cancel := b.opContext(ctx)
+// deregister removes the node from the registry (best effort: its entry
+// expires anyway).
+func (b *Broker) deregister(ctx context.Context) {
+	ctx, cancel := b.opContext(context.WithoutCancel(ctx))
 	defer cancel()
-	prefix := b.nodeKey("")
-	var nodes []string
-	iter := b.client.Scan(ctx, 0, globEscape(prefix)+"*", 100).Iterator()
-	for iter.Next(ctx) {
-		nodes = append(nodes, strings.TrimPrefix(iter.Val(), prefix))
+	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, b.registryKey(), b.cfg.NodeID)
+		p.Del(ctx, b.nodeKey(b.cfg.NodeID))
+		return nil
+	})
+	if err != nil {
+		b.log.Warn().Err(err).Msg("close: removing the registry entry failed; it expires")
 	}
-	if err := iter.Err(); err != nil {
-		return nil, wrap("nodes", err)
-	}
-	slices.Sort(nodes)
-	return slices.Compact(nodes), nil
 }
 
-// globEscape escapes the characters special in a SCAN MATCH pattern.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
+// Nodes returns the ids of the live nodes of the cluster, sorted: those
+// whose registry entry was refreshed within PresenceTTL.
+func (b *Broker) Nodes(ctx context.Context) ([]string, error) {
+	infos, err := b.NodeInfos(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return b.String()
+	nodes := make([]string, 0, len(infos))
+	for id := range infos {
+		nodes = append(nodes, id)
+	}
+	slices.Sort(nodes)
+	return nodes, nil
 }
 
 // NodeInfos returns the registry entry of every live node, by node id: what
 // each node's Config.NodeInfo returned at its last heartbeat.
 func (b *Broker) NodeInfos(ctx context.Context) (map[string][]byte, error) {
-	nodes, err := b.Nodes(ctx)
-	if err != nil || len(nodes) == 0 {
-		return nil, err
-	}
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
-	keys := make([]string, len(nodes))
-	for i, n := range nodes {
-		keys[i] = b.nodeKey(n)
-	}
-	vals, err := b.client.MGet(ctx, keys...).Result()
+	res, err := registryScript.Run(ctx, b.client, []string{b.registryKey()},
+		"list", b.nodeKey(""),
+	).StringSlice()
 	if err != nil {
 		return nil, wrap("node infos", err)
 	}
-	infos := make(map[string][]byte, len(nodes))
-	for i, v := range vals {
-		if s, ok := v.(string); ok { // nil: expired since the scan
-			infos[nodes[i]] = []byte(s)
-		}
+	infos := make(map[string][]byte, len(res)/2)
+	for i := 0; i+1 < len(res); i += 2 {
+		infos[res[i]] = []byte(res[i+1])
 	}
 	return infos, nil
 }

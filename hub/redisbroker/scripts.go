@@ -22,6 +22,10 @@ var (
 	sendUserLua    string
 	sendUserScript = redis.NewScript(sendUserLua)
 
+	//go:embed lua/registry.lua
+	registryLua    string
+	registryScript = redis.NewScript(registryLua)
+
 	//go:embed lua/presence.lua
 	presenceLua    string
 	presenceScript = redis.NewScript(presenceLua)

@@ -29,7 +29,7 @@ func (b *Broker) SubscribeRoom(ctx context.Context, room string) error {
 	if closed {
 		return fmt.Errorf("subscribe room: %w", errClosed)
 	}
-	st := &roomSub{}
+	st := &roomSub{name: room}
 	if pos, err := b.position(ctx, room); err == nil {
 		st.known, st.epoch, st.last = true, pos.Epoch, pos.Seq
 	} else {
@@ -66,7 +66,7 @@ func (b *Broker) subscribe(ctx context.Context, channel string, record func()) e
 	if err != nil {
 		return err
 	}
-	err = b.ps.Subscribe(ctx, channel)
+	err = b.ps.Subscribe(psContext(ctx), channel)
 	if err != nil {
 		b.mu.Lock()
 		b.pending[channel] = true
@@ -99,7 +99,7 @@ func (b *Broker) unsubscribe(ctx context.Context, channel string, forget func())
 	}
 	b.deliverMu.Lock() // wait for a delivery under way
 	b.deliverMu.Unlock()
-	err = b.ps.Unsubscribe(ctx, channel)
+	err = b.ps.Unsubscribe(psContext(ctx), channel)
 	b.subMu.Unlock()
 	if err != nil {
 		b.log.Debug().Err(err).Str("channel", channel).Msg("unsubscribe failed; the connection is replaced without it")
@@ -186,6 +186,17 @@ func (b *Broker) stopWaiting(channel string, w *waiter) {
 	}
 }
 
+// psContext returns the context for a command on the pub/sub connection:
+// ctx's values without its deadline or cancellation. go-redis takes a
+// deadline missed while it writes a command there (a caller's spent or
+// short context) for a broken connection and replaces it, dropping what was
+// in flight for every room and user of the node. The client's own timeouts
+// (DialTimeout, WriteTimeout: OpTimeout) bound the command instead; callers
+// still stop waiting for Redis's confirmation at their deadline (await).
+func psContext(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
+}
+
 // retryPending sends SUBSCRIBE again for the channels whose SUBSCRIBE failed
 // and that no confirmation has covered since.
 func (b *Broker) retryPending(ctx context.Context) {
@@ -200,9 +211,7 @@ func (b *Broker) retryPending(ctx context.Context) {
 	if len(channels) == 0 {
 		return
 	}
-	ctx, cancel := b.opContext(ctx)
-	defer cancel()
-	if err := b.ps.Subscribe(ctx, channels...); err != nil {
+	if err := b.ps.Subscribe(psContext(ctx), channels...); err != nil {
 		return // still unreachable; the next tick tries again
 	}
 	b.mu.Lock()

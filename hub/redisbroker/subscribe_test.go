@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -103,4 +104,16 @@ func checkChannels(t *testing.T, srv *redistest.Server, b *Broker, want []string
 			t.Errorf("PUBSUB NUMSUB %s = %d, want 1", c, n)
 		}
 	}
+}
+
+// globEscape escapes the characters special in a Redis glob pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

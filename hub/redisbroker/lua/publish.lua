@@ -1,20 +1,23 @@
 -- Publish one message: check the idempotency key, assign the room's next
--- seq, append the frame to history and publish it, atomically.
+-- seq, append the frame to history, trim history and publish, atomically.
 --
--- KEYS[1] room meta hash (e = epoch, s = seq)
+-- KEYS[1] room meta hash (e = epoch, s = seq, b = bytes of the frames kept)
 -- KEYS[2] room history stream (entry id <seq>-0, field f = frame)
 -- KEYS[3] idempotency key, optional
 -- ARGV[1] frame prefix      ARGV[2] frame suffix
 -- ARGV[3] candidate epoch, used when the room has no meta (new or expired)
 -- ARGV[4] history size      ARGV[5] history TTL, ms
 -- ARGV[6] room channel      ARGV[7] idempotency TTL, ms
+-- ARGV[8] history byte cap
 --
--- Returns {duplicate (0 or 1), envelope}, the envelope being
--- "p" epoch ":" seq ":" frame, as published and as remembered for the key.
+-- Returns {duplicate (0 or 1), epoch, seq}. What is published is the
+-- envelope "p" epoch ":" seq ":" frame; the idempotency key keeps only
+-- epoch ":" seq, all a duplicate needs.
 if KEYS[3] then
-  local env = redis.call('GET', KEYS[3])
-  if env then
-    return {1, env}
+  local first = redis.call('GET', KEYS[3])
+  if first then
+    local epoch, seq = string.match(first, '^(.*):(%d+)$')
+    return {1, epoch, seq}
   end
 end
 local epoch = redis.call('HGET', KEYS[1], 'e')
@@ -22,16 +25,34 @@ if not epoch then
   -- A new life of the room: drop any history left of the previous one.
   redis.call('DEL', KEYS[2])
   epoch = ARGV[3]
-  redis.call('HSET', KEYS[1], 'e', epoch, 's', 0)
+  redis.call('HSET', KEYS[1], 'e', epoch, 's', 0, 'b', 0)
 end
 local seq = string.format('%d', redis.call('HINCRBY', KEYS[1], 's', 1))
 local frame = ARGV[1] .. seq .. ARGV[2]
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], seq .. '-0', 'f', frame)
+redis.call('XADD', KEYS[2], seq .. '-0', 'f', frame)
+
+-- Trim the oldest entries beyond the size or the byte cap, always keeping
+-- the newest. Each entry is added once and trimmed once: O(1) amortized.
+local size, cap = tonumber(ARGV[4]), tonumber(ARGV[8])
+local bytes = redis.call('HINCRBY', KEYS[1], 'b', #frame)
+local n = redis.call('XLEN', KEYS[2])
+local cursor = nil
+while n > 1 and (n > size or bytes > cap) do
+  local oldest = redis.call('XRANGE', KEYS[2], cursor or '-', '+', 'COUNT', 1)[1]
+  bytes = bytes - #oldest[2][2]
+  n = n - 1
+  cursor = '(' .. oldest[1]
+end
+if cursor then
+  local first = redis.call('XRANGE', KEYS[2], cursor, '+', 'COUNT', 1)[1]
+  redis.call('XTRIM', KEYS[2], 'MINID', first[1])
+  redis.call('HSET', KEYS[1], 'b', math.max(bytes, 0))
+end
+
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-local env = 'p' .. epoch .. ':' .. seq .. ':' .. frame
-redis.call('PUBLISH', ARGV[6], env)
+redis.call('PUBLISH', ARGV[6], 'p' .. epoch .. ':' .. seq .. ':' .. frame)
 if KEYS[3] then
-  redis.call('SET', KEYS[3], env, 'PX', ARGV[7])
+  redis.call('SET', KEYS[3], epoch .. ':' .. seq, 'PX', ARGV[7])
 end
-return {0, env}
+return {0, epoch, seq}

@@ -1,0 +1,40 @@
+-- The node registry: one sorted set of node ids scored by their expiry in
+-- Redis server time (ms), and per node a key holding its info. Reading it
+-- costs O(live nodes), never a scan of the keyspace.
+--
+-- KEYS[1] the registry sorted set
+-- ARGV[1] op: "beat" or "list"
+-- beat: ARGV[2] node id   ARGV[3] TTL, ms   ARGV[4] info key   ARGV[5] info
+-- list: ARGV[2] the info keys' prefix (the node id follows)
+--
+-- The info keys are not in KEYS: the broker runs on one Redis, not a
+-- Redis Cluster.
+--
+-- beat renews the node's entry and info; list drops expired entries and
+-- returns {id, info, ...} for the live nodes whose info is there.
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+if ARGV[1] == 'beat' then
+  local ttl = tonumber(ARGV[3])
+  redis.call('ZADD', KEYS[1], string.format('%d', now + ttl), ARGV[2])
+  redis.call('SET', ARGV[4], ARGV[5], 'PX', ttl)
+  if redis.call('PTTL', KEYS[1]) < ttl then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+  end
+  return 1
+elseif ARGV[1] == 'list' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  local out = {}
+  local prefix = ARGV[2]
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local info = redis.call('GET', prefix .. id)
+    if info then
+      out[#out + 1] = id
+      out[#out + 1] = info
+    end
+  end
+  return out
+end
+return redis.error_reply('registry: unknown op ' .. ARGV[1])
