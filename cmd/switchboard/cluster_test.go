@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/switchboard-chat/switchboard/hub/redisbroker/redistest"
 )
 
@@ -384,5 +386,43 @@ func TestClusterAPI(t *testing.T) {
 		if got := c.closeStatus(); got != 4003 {
 			t.Fatalf("bob closed with %v, want 4003 on every node", got)
 		}
+	}
+}
+
+// TestClusterReplyToMemberJoined plays the member who greets a joiner at
+// once: alice, on node 1, sends as soon as she sees member_joined for
+// someone who joined on node 2. Each greeting must reach its addressee live,
+// after its joined frame, with a seq above joined.seq. Before the fix the
+// joiner's position was read after member_joined went out, and the greeting
+// could be counted in joined.seq and never delivered.
+func TestClusterReplyToMemberJoined(t *testing.T) {
+	redis := redistest.Start(t)
+	nodes := startCluster(t, redis.URL(), 2, nil)
+	alice := dial(t, nodes[0], "?name=alice", nil)
+	alice.send(`{"type":"join","room":"hello"}`)
+	alice.expect("joined")
+	for i := range 20 {
+		user := fmt.Sprintf("guest%d", i)
+		guest := dial(t, nodes[1], "?name="+user, nil)
+		guest.send(`{"type":"join","room":"hello"}`)
+		for {
+			ev := alice.expect("member_joined")
+			if ev["user"] == user {
+				break
+			}
+		}
+		alice.send(fmt.Sprintf(`{"type":"send","room":"hello","data":%q}`, "welcome "+user))
+		joined := guest.expect("joined")
+		for {
+			m := guest.expect("message")
+			if m["data"] != "welcome "+user {
+				continue // an earlier guest's greeting
+			}
+			if m["seq"].(float64) <= joined["seq"].(float64) {
+				t.Fatalf("%s: greeting seq %v within joined seq %v", user, m["seq"], joined["seq"])
+			}
+			break
+		}
+		guest.c.Close(websocket.StatusNormalClosure, "")
 	}
 }

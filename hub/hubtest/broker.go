@@ -223,6 +223,7 @@ func testIdempotency(t *testing.T, newBroker NewBroker) {
 	if err != nil || dup || other.Seq != 2 {
 		t.Errorf("Publish with another key = seq %d, %v, duplicate %v; want seq 2", other.Seq, err, dup)
 	}
+	n.rec.WaitPublications(t, "i", 2)
 	n.settle(t)
 	if got := seqs(n.rec.Publications("i")); !slices.Equal(got, []uint64{1, 2}) {
 		t.Errorf("delivered seqs %v, want [1 2]", got)

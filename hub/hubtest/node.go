@@ -63,8 +63,10 @@ func startNode(t *testing.T, newBroker NewBroker) *node {
 // publication. A test checks that something was not delivered after settle.
 //
 // It relies on a broker delivering a node's publications of different rooms
-// in the order they were published when nothing is lost, which the memory
-// and Redis brokers do (one synchronous call path, one pub/sub connection).
+// in the order they were published when nothing is lost and no room waits
+// for a history read: the Redis broker holds a room's publications back
+// while it resyncs the room just after subscribing. So a test first waits
+// for what it expects, and settles only to see that nothing more comes.
 func (n *node) settle(t *testing.T) {
 	t.Helper()
 	p := n.publish(t, n.fence, "fence")
