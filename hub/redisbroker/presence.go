@@ -99,13 +99,7 @@ func (b *Broker) Remove(ctx context.Context, room, user string) (last bool, err 
 	n, err := b.presence(ctx, room, "remove", boot, entry, "0").Int64()
 	if err != nil {
 		p.mu.Lock()
-		if p.removals == nil {
-			p.removals = make(map[string]map[string]bool)
-		}
-		if p.removals[room] == nil {
-			p.removals[room] = make(map[string]bool)
-		}
-		p.removals[room][entry] = true
+		p.queueRemovalLocked(room, entry)
 		p.mu.Unlock()
 		return false, b.presenceErr("presence remove", err)
 	}
@@ -283,17 +277,22 @@ func (b *Broker) retryRemovals(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := range keys {
-		if err == nil && cmds[i].Err() == nil {
-			continue
+		if err != nil || cmds[i].Err() != nil {
+			p.queueRemovalLocked(rooms[i], entries[i])
 		}
-		if p.removals == nil {
-			p.removals = make(map[string]map[string]bool)
-		}
-		if p.removals[rooms[i]] == nil {
-			p.removals[rooms[i]] = make(map[string]bool)
-		}
-		p.removals[rooms[i]][entries[i]] = true
 	}
+}
+
+// queueRemovalLocked records the removal of entry from room for retry.
+// p.mu is held.
+func (p *presenceState) queueRemovalLocked(room, entry string) {
+	if p.removals == nil {
+		p.removals = make(map[string]map[string]bool)
+	}
+	if p.removals[room] == nil {
+		p.removals[room] = make(map[string]bool)
+	}
+	p.removals[room][entry] = true
 }
 
 // refreshPresence extends the expiry of this node's presence entries,
