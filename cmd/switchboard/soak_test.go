@@ -60,12 +60,16 @@ func TestSoak(t *testing.T) {
 	faults := injectFaults(t, redis, cl, time.Now())
 	sim.stopTraffic()
 
+	phase := time.Now()
 	final := sim.settle(budget)
+	t.Logf("soak: clients settled in %v", time.Since(phase).Round(time.Millisecond))
 	rep := &soakReport{}
 	rep.add("every client reconnected, rejoined and caught up after the traffic", final.unsettle)
+	phase = time.Now()
 	rep.add("(d) presence matches the joined users, no ghost members", checkPresence(sim, cl, budget))
+	t.Logf("soak: presence checked in %v", time.Since(phase).Round(time.Millisecond))
 	sim.closeAll()
-	rep.add("(e) goroutines and heap back near baseline", checkRuntime(cl, baseline, budget))
+	rep.add("(e) goroutines and heap back near baseline", checkRuntime(t, cl, baseline, budget))
 
 	users := sim.records()
 	rep.add("(a) no duplicate message to any client", checkDuplicates(users))

@@ -729,6 +729,12 @@ func (u *soakUser) behind(pos map[string]roomPos) string {
 	return ""
 }
 
+func (u *soakUser) currentNode() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.node
+}
+
 // tracked returns the user's member list of each room it is in.
 func (u *soakUser) tracked() map[string][]string {
 	u.mu.Lock()
