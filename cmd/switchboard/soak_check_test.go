@@ -468,7 +468,7 @@ func (r *soakReport) add(name string, violations []string) {
 func (r *soakReport) summarize(t *testing.T, users []*soakUser, faults soakFaults, excused map[string]int) {
 	t.Helper()
 	var messages = map[posKey]bool{}
-	var deliveries, acked, recoveries, recFalse, unfillable, epochs, dms, connects int
+	var deliveries, acked, recoveries, recFalse, unfillable, epochs, dms, connects, typing, typingGot int
 	errs, closes := map[string]int{}, map[string]int{}
 	for _, u := range users {
 		for _, d := range u.rec.deliveries {
@@ -485,6 +485,8 @@ func (r *soakReport) summarize(t *testing.T, users []*soakUser, faults soakFault
 		epochs += n.epochFrames
 		dms += n.dmsGot
 		connects += n.connects
+		typing += n.typing
+		typingGot += n.typingGot
 		for k, v := range n.errors {
 			errs[k] += v
 		}
@@ -500,7 +502,7 @@ func (r *soakReport) summarize(t *testing.T, users []*soakUser, faults soakFault
 		len(messages), acked, deliveries, dms, recoveries, recFalse, epochs, faults, total)
 	t.Log(line)
 	fmt.Println(line)
-	t.Logf("soak: %d connections made; closes %v; error frames %v", connects, closes, errs)
+	t.Logf("soak: %d connections made; closes %v; error frames %v; %d typing sent, %d received", connects, closes, errs, typing, typingGot)
 	t.Logf("soak: acked messages a member missed but was told: epoch changed %d, recovered:false %d; gaps history could not fill: %d",
 		excused["epoch"], excused["recovered:false"], unfillable)
 	for _, s := range r.sections {
