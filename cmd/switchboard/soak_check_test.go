@@ -321,7 +321,7 @@ func checkPresence(sim *soakSim, cl *soakCluster, budget time.Time) []string {
 	want := sim.members()
 	var diffs []string
 	waitFor(earliest(time.Now().Add(3*soakPresenceTTL+2*time.Second), budget), func() bool {
-		diffs = presenceDiffs(cl, want)
+		diffs = presenceDiffs(sim, cl, want)
 		return len(diffs) == 0
 	})
 	var tracked []string
@@ -333,7 +333,7 @@ func checkPresence(sim *soakSim, cl *soakCluster, budget time.Time) []string {
 }
 
 // presenceDiffs compares every live node's presence answers with want.
-func presenceDiffs(cl *soakCluster, want map[string][]string) []string {
+func presenceDiffs(sim *soakSim, cl *soakCluster, want map[string][]string) []string {
 	var out []string
 	for _, nd := range cl.live() {
 		for room, users := range want {
@@ -342,7 +342,7 @@ func presenceDiffs(cl *soakCluster, want map[string][]string) []string {
 				out = append(out, err.Error())
 				continue
 			}
-			if d := setDiff(got, users); d != "" {
+			if d := setDiff(got, users, func(n string) string { return sim.story(n, room) }); d != "" {
 				out = append(out, fmt.Sprintf("presence of %s on %s vs the %d users joined: %s", room, nd.id, len(users), d))
 			}
 		}
@@ -373,7 +373,7 @@ func trackedDiffs(sim *soakSim, cl *soakCluster) []string {
 	var out []string
 	for _, u := range sim.users {
 		for room, list := range u.tracked() {
-			if d := setDiff(list, answer[room]); d != "" {
+			if d := setDiff(list, answer[room], func(n string) string { return sim.story(n, room) }); d != "" {
 				out = append(out, fmt.Sprintf("%s (on %s) member list of %s vs presence: %s", u.name, u.currentNode(), room, d))
 			}
 		}
@@ -381,17 +381,18 @@ func trackedDiffs(sim *soakSim, cl *soakCluster) []string {
 	return out
 }
 
-// setDiff describes how got differs from want ("" when equal).
-func setDiff(got, want []string) string {
+// setDiff describes how got differs from want ("" when equal), each user
+// as describe tells it.
+func setDiff(got, want []string, describe func(string) string) string {
 	var extra, missing []string
 	for _, g := range got {
 		if !slices.Contains(want, g) {
-			extra = append(extra, g)
+			extra = append(extra, describe(g))
 		}
 	}
 	for _, w := range want {
 		if !slices.Contains(got, w) {
-			missing = append(missing, w)
+			missing = append(missing, describe(w))
 		}
 	}
 	var parts []string
@@ -431,6 +432,26 @@ func checkRuntime(t *testing.T, cl *soakCluster, baseline map[string]nodeRuntime
 		}
 	}
 	return out
+}
+
+// story tells, to diagnose a wrong member list, the nodes a user was
+// connected to and when it last left the room.
+func (s *soakSim) story(name, room string) string {
+	i := slices.IndexFunc(s.users, func(u *soakUser) bool { return u.name == name })
+	if i < 0 {
+		return name
+	}
+	u := s.users[i]
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := name + " (on " + strings.Join(u.rec.nodes, "→")
+	for _, g := range slices.Backward(u.rec.segments) {
+		if g.room == room && g.reason == "left" {
+			out += ", left at " + s.at(g.end)
+			break
+		}
+	}
+	return out + ")"
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }

@@ -39,6 +39,7 @@ type soakRecord struct {
 	seen       []memberSeen   // member events received
 	dms        map[string]int // DMs received, by key
 	anomalies  []string       // frames that should not have arrived, requests unanswered
+	nodes      []string       // the node of each connection
 	n          soakCounts
 }
 

@@ -172,6 +172,7 @@ func (u *soakUser) connect() bool {
 	u.conn, u.done, u.node = c, done, nd.id
 	u.connNo++
 	u.rec.n.connects++
+	u.rec.nodes = append(u.rec.nodes, nd.id)
 	no := u.connNo
 	u.mu.Unlock()
 	go u.read(c, no, done)
