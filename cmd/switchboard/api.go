@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -299,7 +300,8 @@ type clusterRegistry interface {
 
 // handleStats reports the counters of this node, of every live node, and
 // their totals: GET /api/stats. Other nodes' counters are as of their last
-// heartbeat (a few seconds old); this node's are live.
+// heartbeat (a few seconds old); this node's are live, and its entry under
+// "node" also carries its Go runtime figures.
 func handleStats(h *hub.Hub, broker hub.Broker, nodeID string, log zerolog.Logger) http.Handler {
 	return apiHandler(func(w http.ResponseWriter, r *http.Request) error {
 		local := nodeStats{Node: nodeID, Stats: h.Stats()}
@@ -325,7 +327,9 @@ func handleStats(h *hub.Hub, broker hub.Broker, nodeID string, log zerolog.Logge
 			total.Rooms += n.Rooms
 			total.Published += n.Published
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"node": local, "nodes": nodes, "cluster": total})
+		self := local
+		self.Runtime = readRuntimeStats()
+		writeJSON(w, http.StatusOK, map[string]any{"node": self, "nodes": nodes, "cluster": total})
 		return nil
 	})
 }
@@ -334,4 +338,22 @@ func handleStats(h *hub.Hub, broker hub.Broker, nodeID string, log zerolog.Logge
 type nodeStats struct {
 	Node string `json:"node"`
 	hub.Stats
+	// Runtime is set on the answering node's own entry only.
+	Runtime *runtimeStats `json:"runtime,omitempty"`
+}
+
+// runtimeStats are the Go runtime figures of the answering node, to watch
+// for leaks: both should return near their idle values once its
+// connections are gone.
+type runtimeStats struct {
+	Goroutines int    `json:"goroutines"`
+	HeapBytes  uint64 `json:"heap_bytes"` // bytes in in-use heap spans (HeapInuse)
+}
+
+// readRuntimeStats reads the runtime figures. ReadMemStats stops the world
+// for a moment: fine for an admin endpoint, not for a hot path.
+func readRuntimeStats() *runtimeStats {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return &runtimeStats{Goroutines: runtime.NumGoroutine(), HeapBytes: m.HeapInuse}
 }
