@@ -11,7 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-chat/switchboard/clients"
-	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -152,7 +152,7 @@ func TestThreeUsers(t *testing.T) {
 // missed come after joined, before any live one, once each.
 func TestJoinRecovery(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t, clients.Config{}, options{memory: hub.MemoryConfig{HistorySize: 5}})
+	srv := newServer(t, clients.Config{}, options{memory: memorybroker.Config{HistorySize: 5}})
 	alice, bob := srv.dial("alice"), srv.dial("bob")
 	alice.send(`{"type":"join","room":"r"}`)
 	joined := decode(t, alice.next())

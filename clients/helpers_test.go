@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/clients"
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -39,7 +40,7 @@ type server struct {
 // options varies a test server beyond its clients.Config.
 type options struct {
 	hub    hub.Config
-	memory hub.MemoryConfig
+	memory memorybroker.Config
 	// listener, when set, wraps the server's listener.
 	listener func(net.Listener) net.Listener
 }
@@ -50,9 +51,9 @@ type options struct {
 func newServer(t testing.TB, cfg clients.Config, opts options) *server {
 	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger()
-	broker := hub.NewMemoryBroker(opts.memory)
+	broker := memorybroker.New(opts.memory)
 	opts.hub.Logger = log
-	h := hub.New(broker, hub.NewMemoryPresence(broker), opts.hub)
+	h := hub.New(broker, memorybroker.NewPresence(broker), opts.hub)
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package clients
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 	"unicode/utf8"
 
@@ -63,7 +62,7 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 	h := s.srv.hub
 	switch req.Type {
 	case protocol.TypePing:
-		s.Send(protocol.Encode(protocol.Pong{Type: protocol.TypePong, ID: req.ID}))
+		s.Enqueue(protocol.Encode(protocol.Pong{Type: protocol.TypePong, ID: req.ID}))
 		return nil
 	case protocol.TypeJoin:
 		return s.join(ctx, req)
@@ -71,12 +70,12 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 		if err := h.Leave(ctx, s, req.Room); err != nil {
 			return err
 		}
-		s.Send(protocol.Encode(protocol.Left{Type: protocol.TypeLeft, ID: req.ID, Room: req.Room}))
+		s.Enqueue(protocol.Encode(protocol.Left{Type: protocol.TypeLeft, ID: req.ID, Room: req.Room}))
 		return nil
 	case protocol.TypeSend:
 		pos, err := h.Send(ctx, s, req.Room, req.Data, req.ID)
 		if err == nil && req.ID != nil {
-			s.Send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Seq: pos.Seq, Epoch: pos.Epoch}))
+			s.Enqueue(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Seq: pos.Seq, Epoch: pos.Epoch}))
 		}
 		return err
 	case protocol.TypeTyping:
@@ -111,7 +110,7 @@ func (s *Session) dm(ctx context.Context, req protocol.Request) error {
 		return err
 	}
 	if req.ID != nil {
-		s.Send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID}))
+		s.Enqueue(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID}))
 	}
 	return nil
 }
@@ -133,7 +132,7 @@ func (s *Session) presence(ctx context.Context, req protocol.Request) error {
 	if err != nil {
 		return err
 	}
-	s.Send(protocol.Encode(protocol.Presence{Type: protocol.TypePresence, ID: req.ID, Room: req.Room, Members: members}))
+	s.Enqueue(protocol.Encode(protocol.Presence{Type: protocol.TypePresence, ID: req.ID, Room: req.Room, Members: members}))
 	return nil
 }
 
@@ -152,7 +151,7 @@ func (s *Session) history(ctx context.Context, req protocol.Request) error {
 	for i, p := range page.Publications {
 		frames[i] = p.Frame
 	}
-	s.Send(protocol.EncodeHistory(req.ID, req.Room, page.Position.Epoch, frames))
+	s.Enqueue(protocol.EncodeHistory(req.ID, req.Room, page.Position.Epoch, frames))
 	return nil
 }
 
@@ -162,36 +161,13 @@ const historyOverhead = 1024 + protocol.MaxHistoryLimit
 
 // fail sends err to the client as an error frame echoing id.
 func (s *Session) fail(id json.RawMessage, err error) {
-	var perr *protocol.Error
-	if !errors.As(err, &perr) {
-		perr = protocol.Errorf(hub.Code(err), errorMessage(err))
-		if perr.Code == protocol.CodeInternal {
-			s.log.Error().Err(err).Msg("request failed")
-		}
+	perr := hub.Describe(err)
+	if perr.Code == protocol.CodeInternal {
+		s.log.Error().Err(err).Msg("request failed")
 	}
 	s.reply(id, perr)
 }
 
 func (s *Session) reply(id json.RawMessage, e *protocol.Error) {
-	s.Send(protocol.EncodeError(id, e))
-}
-
-// errorMessage is the human text of a hub error.
-func errorMessage(err error) string {
-	switch {
-	case errors.Is(err, hub.ErrNotMember):
-		return "join the room first"
-	case errors.Is(err, hub.ErrOffline):
-		return "that user is not connected"
-	case errors.Is(err, hub.ErrTooManyRooms):
-		return "too many rooms joined on this connection"
-	case errors.Is(err, hub.ErrMaybeDelivered):
-		return "the server timed out; the message may have been delivered: resend with the same id to be sure"
-	case errors.Is(err, hub.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return "messaging backend unavailable: try again"
-	case errors.Is(err, hub.ErrClosing):
-		return "server is shutting down"
-	default:
-		return "internal error"
-	}
+	s.Enqueue(protocol.EncodeError(id, e))
 }

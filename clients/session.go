@@ -16,7 +16,7 @@ import (
 
 // Session is one client connection. Its read loop runs on the HTTP handler's
 // goroutine and is the only caller of the hub on its behalf; a write loop
-// drains the outbound queue; a keepalive pings the peer. Send and Close are
+// drains the outbound queue; a keepalive pings the peer. Enqueue and Close are
 // safe for concurrent use and never block, so the hub may call them while
 // fanning out.
 type Session struct {
@@ -64,9 +64,9 @@ func (s *Session) ID() string { return s.id }
 // User implements hub.Session.
 func (s *Session) User() string { return s.ident.User }
 
-// Send implements hub.Session: it queues frame, or closes the session with
+// Enqueue implements hub.Session: it queues frame, or closes the session with
 // 1013 when the queue would exceed its byte bound.
-func (s *Session) Send(frame []byte) {
+func (s *Session) Enqueue(frame []byte) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -119,7 +119,7 @@ func (s *Session) serve(ctx context.Context) {
 		return
 	}
 	s.log.Info().Str("remote", s.remote).Msg("connected")
-	s.Send(protocol.Encode(protocol.Welcome{
+	s.Enqueue(protocol.Encode(protocol.Welcome{
 		Type: protocol.TypeWelcome, Session: s.id, User: s.ident.User, Name: s.ident.Name,
 		Node: s.srv.cfg.NodeID, Protocol: protocol.Version,
 	}))
@@ -181,7 +181,7 @@ func (s *Session) refresh(ctx context.Context, req protocol.Request) error {
 		s.expiry.Reset(time.Until(id.Expires))
 		exp = id.Expires.Unix()
 	}
-	s.Send(protocol.Encode(protocol.Refreshed{Type: protocol.TypeRefreshed, ID: req.ID, Exp: exp}))
+	s.Enqueue(protocol.Encode(protocol.Refreshed{Type: protocol.TypeRefreshed, ID: req.ID, Exp: exp}))
 	return nil
 }
 
@@ -201,7 +201,7 @@ func (s *Session) leaveForbidden(ctx context.Context, canJoin func(room string) 
 		if err != nil {
 			return fmt.Errorf("leave forbidden room: %w", err)
 		}
-		s.Send(protocol.Encode(protocol.Left{Type: protocol.TypeLeft, Room: room, Reason: protocol.ReasonForbidden}))
+		s.Enqueue(protocol.Encode(protocol.Left{Type: protocol.TypeLeft, Room: room, Reason: protocol.ReasonForbidden}))
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -22,8 +23,8 @@ import (
 // the threshold the write loop keeps.
 func TestWriteBuffersShrink(t *testing.T) {
 	t.Parallel()
-	b := hub.NewMemoryBroker(hub.MemoryConfig{})
-	h := hub.New(b, hub.NewMemoryPresence(b), hub.Config{})
+	b := memorybroker.New(memorybroker.Config{})
+	h := hub.New(b, memorybroker.NewPresence(b), hub.Config{})
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 )
 
 // countingSession is a Session that only counts the frames it gets, so the
@@ -19,7 +20,7 @@ type countingSession struct {
 
 func (s *countingSession) ID() string        { return s.id }
 func (s *countingSession) User() string      { return s.user }
-func (s *countingSession) Send([]byte)       { s.frames.Add(1) }
+func (s *countingSession) Enqueue([]byte)    { s.frames.Add(1) }
 func (s *countingSession) Close(int, string) {}
 
 // BenchmarkFanout publishes one message to a room of n local members. The
@@ -28,8 +29,8 @@ func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			ctx := context.Background()
-			mb := hub.NewMemoryBroker(hub.MemoryConfig{})
-			h := hub.New(mb, hub.NewMemoryPresence(mb), hub.Config{})
+			mb := memorybroker.New(memorybroker.Config{})
+			h := hub.New(mb, memorybroker.NewPresence(mb), hub.Config{})
 			if err := h.Start(ctx); err != nil {
 				b.Fatal(err)
 			}

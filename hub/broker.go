@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -182,3 +184,10 @@ const DefaultIdempotencyTTL = 5 * time.Minute
 // DefaultHistoryMaxBytes is the default cap on the summed frame sizes of one
 // room's history.
 const DefaultHistoryMaxBytes = 1 << 20
+
+// NewEpoch returns a new random epoch id.
+func NewEpoch() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

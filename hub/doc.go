@@ -2,10 +2,10 @@
 // which room, delivering each message to them in seq order, joins with
 // recovery, typing, direct messages and presence. It reaches other nodes and
 // history only through the Broker and Presence interfaces it declares;
-// MemoryBroker and MemoryPresence are the single-node implementations, and
-// package redisbroker the one shared by a cluster.
+// package memorybroker has the single-node implementations, and package
+// redisbroker the one shared by a cluster.
 //
 // The hub never touches a network connection: it talks to clients through the
-// Session interface, whose Send never blocks, so a slow client cannot slow
+// Session interface, whose Enqueue never blocks, so a slow client cannot slow
 // the hub or other clients.
 package hub

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 )
 
 // TestEpochChange: when a room's history is lost (here: it expires) and a
@@ -12,7 +13,7 @@ import (
 // epoch's first message, whose seq is 1 again.
 func TestEpochChange(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, hub.MemoryConfig{HistoryTTL: 50 * time.Millisecond}, hub.Config{})
+	h := newHub(t, memorybroker.Config{HistoryTTL: 50 * time.Millisecond}, hub.Config{})
 	alice, bob := h.connect("alice"), h.connect("bob")
 	h.join(alice, "lobby")
 	h.join(bob, "lobby")

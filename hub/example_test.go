@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 )
 
 // logSession is a Session that notes the frames it is sent, one line each.
@@ -18,7 +19,7 @@ type logSession struct {
 func (s logSession) ID() string        { return s.id }
 func (s logSession) User() string      { return s.user }
 func (s logSession) Close(int, string) {}
-func (s logSession) Send(frame []byte) {
+func (s logSession) Enqueue(frame []byte) {
 	var f struct {
 		Type, Room, From, User string
 		Seq                    uint64
@@ -40,8 +41,8 @@ func (s logSession) Send(frame []byte) {
 // to it. Every member, the sender too, gets the message with its seq.
 func Example() {
 	ctx := context.Background()
-	b := hub.NewMemoryBroker(hub.MemoryConfig{})
-	h := hub.New(b, hub.NewMemoryPresence(b), hub.Config{})
+	b := memorybroker.New(memorybroker.Config{})
+	h := hub.New(b, memorybroker.NewPresence(b), hub.Config{})
 	if err := h.Start(ctx); err != nil {
 		panic(err)
 	}

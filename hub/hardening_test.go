@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 )
 
 // TestReplyToMemberJoinedArrivesLive plays the member who answers a join at
@@ -77,8 +78,8 @@ func (p *slowPresence) Remove(ctx context.Context, room, user string) (bool, err
 func TestDisconnectGivesEachExitItsDeadline(t *testing.T) {
 	t.Parallel()
 	const rooms = 6
-	b := hub.NewMemoryBroker(hub.MemoryConfig{})
-	p := &slowPresence{Presence: hub.NewMemoryPresence(b), delay: 40 * time.Millisecond}
+	b := memorybroker.New(memorybroker.Config{})
+	p := &slowPresence{Presence: memorybroker.NewPresence(b), delay: 40 * time.Millisecond}
 	h := newHubWith(t, b, p, hub.Config{OpTimeout: 100 * time.Millisecond})
 	alice := h.connect("alice")
 	alice.manual = true

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 )
 
 // recSession is a hub.Session that records every frame it is sent and the
@@ -36,7 +37,7 @@ type recSession struct {
 func (s *recSession) ID() string   { return s.id }
 func (s *recSession) User() string { return s.user }
 
-func (s *recSession) Send(frame []byte) {
+func (s *recSession) Enqueue(frame []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -159,10 +160,10 @@ type testHub struct {
 
 // newHub returns a started hub whose logs go to t. Every session connected
 // through it is disconnected when the test ends.
-func newHub(t testing.TB, mcfg hub.MemoryConfig, cfg hub.Config) *testHub {
+func newHub(t testing.TB, mcfg memorybroker.Config, cfg hub.Config) *testHub {
 	t.Helper()
-	b := hub.NewMemoryBroker(mcfg)
-	return newHubWith(t, b, hub.NewMemoryPresence(b), cfg)
+	b := memorybroker.New(mcfg)
+	return newHubWith(t, b, memorybroker.NewPresence(b), cfg)
 }
 
 func newHubWith(t testing.TB, b hub.Broker, p hub.Presence, cfg hub.Config) *testHub {

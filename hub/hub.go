@@ -256,20 +256,29 @@ func (h *Hub) Stats() Stats {
 	}
 }
 
-// Code returns the protocol error code for an error returned by the hub.
-func Code(err error) string {
+// Describe returns the protocol error, code and human message, for an error
+// returned by the hub or its brokers: the one mapping both the WebSocket
+// protocol and the server API use. An unexpected error is CodeInternal with
+// a message that says no more.
+func Describe(err error) *protocol.Error {
+	var perr *protocol.Error
 	switch {
+	case errors.As(err, &perr):
+		return perr
 	case errors.Is(err, ErrNotMember):
-		return protocol.CodeNotMember
+		return protocol.Errorf(protocol.CodeNotMember, "join the room first")
 	case errors.Is(err, ErrOffline):
-		return protocol.CodeOffline
+		return protocol.Errorf(protocol.CodeOffline, "that user is not connected")
 	case errors.Is(err, ErrTooManyRooms):
-		return protocol.CodeTooMany
-	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosing),
-		errors.Is(err, context.DeadlineExceeded):
-		return protocol.CodeUnavailable
+		return protocol.Errorf(protocol.CodeTooMany, "too many rooms joined on this connection")
+	case errors.Is(err, ErrMaybeDelivered):
+		return protocol.Errorf(protocol.CodeUnavailable, "the server timed out; the message may have been delivered: resend with the same id to be sure")
+	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return protocol.Errorf(protocol.CodeUnavailable, "messaging backend unavailable: try again")
+	case errors.Is(err, ErrClosing):
+		return protocol.Errorf(protocol.CodeUnavailable, "server is shutting down")
 	default:
-		return protocol.CodeInternal
+		return protocol.Errorf(protocol.CodeInternal, "internal error")
 	}
 }
 

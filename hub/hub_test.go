@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 func TestStats(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice1, alice2, bob := h.connect("alice"), h.connect("alice"), h.connect("bob")
 	h.join(alice1, "lobby")
 	h.join(alice2, "lobby")
@@ -41,7 +42,7 @@ func TestStats(t *testing.T) {
 func TestTooManyRooms(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{MaxRoomsPerSession: 2})
+	h := newHub(t, memorybroker.Config{}, hub.Config{MaxRoomsPerSession: 2})
 	alice, bob := h.connect("alice"), h.connect("bob")
 	h.join(alice, "a")
 	h.join(alice, "b")
@@ -49,8 +50,8 @@ func TestTooManyRooms(t *testing.T) {
 	if !errors.Is(err, hub.ErrTooManyRooms) {
 		t.Fatalf("third join: err = %v, want ErrTooManyRooms", err)
 	}
-	if got, want := hub.Code(err), protocol.CodeTooMany; got != want {
-		t.Errorf("Code(%v) = %q, want %q", err, got, want)
+	if got, want := hub.Describe(err).Code, protocol.CodeTooMany; got != want {
+		t.Errorf("Describe(%v).Code = %q, want %q", err, got, want)
 	}
 	if got := alice.take(t); got != "joined a [alice] seq 0; joined b [alice] seq 0" {
 		t.Errorf("alice got %q", got)
@@ -77,7 +78,7 @@ func TestTooManyRooms(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	sessions := []*recSession{h.connect("alice"), h.connect("alice"), h.connect("bob")}
 	for _, s := range sessions {
 		h.join(s, "lobby")
@@ -115,7 +116,7 @@ func TestClose(t *testing.T) {
 
 func TestCloseEmpty(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	if err := h.Close(context.Background(), protocol.CloseRestart, "drain"); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -125,7 +126,7 @@ func TestCloseEmpty(t *testing.T) {
 // gives up when its context is done.
 func TestCloseWaits(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	stuck := &recSession{id: "stuck", user: "alice"} // Close does not disconnect it
 	if err := h.Connect(context.Background(), stuck); err != nil {
 		t.Fatal(err)
@@ -150,7 +151,7 @@ func TestCloseWaits(t *testing.T) {
 func TestKick(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice1, alice2, bob := h.connect("alice"), h.connect("alice"), h.connect("bob")
 	h.join(alice1, "lobby")
 	h.join(bob, "lobby")
@@ -173,7 +174,7 @@ func TestKick(t *testing.T) {
 	}
 }
 
-func TestCode(t *testing.T) {
+func TestDescribe(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		err  error
@@ -189,8 +190,8 @@ func TestCode(t *testing.T) {
 		{errors.New("boom"), protocol.CodeInternal},
 	}
 	for _, tt := range tests {
-		if got := hub.Code(tt.err); got != tt.want {
-			t.Errorf("Code(%v) = %q, want %q", tt.err, got, tt.want)
+		if got := hub.Describe(tt.err).Code; got != tt.want {
+			t.Errorf("Describe(%v).Code = %q, want %q", tt.err, got, tt.want)
 		}
 	}
 }

@@ -34,7 +34,7 @@ type JoinRequest struct {
 // the position was read: whatever another member sends once it learns of the
 // join has a seq above the joined answer's, and reaches the joiner live.
 func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
-	if h.member(s, req.Room) {
+	if h.joined(s, req.Room) {
 		return h.rejoin(ctx, s, req)
 	}
 	if !h.claimRoom(s, req.Room) {
@@ -59,7 +59,7 @@ func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 	if req.Recover {
 		answer.Recovered = &recovered
 	}
-	s.Send(protocol.Encode(answer))
+	s.Enqueue(protocol.Encode(answer))
 
 	var replay []Publication
 	if recovered {
@@ -115,12 +115,12 @@ func (h *Hub) activate(s Session, r *room, replay []Publication, epoch string, l
 		r.epoch = epoch
 	}
 	for _, p := range replay {
-		s.Send(p.Frame)
+		s.Enqueue(p.Frame)
 	}
 	m.epoch, m.last = epoch, last
 	for _, f := range m.held {
 		if m.admit(f) {
-			s.Send(f.frame)
+			s.Enqueue(f.frame)
 		}
 	}
 	m.joining, m.held = false, nil
@@ -147,7 +147,7 @@ func (h *Hub) rejoin(ctx context.Context, s Session, req JoinRequest) error {
 		recovered := req.Epoch == page.Position.Epoch && req.Since == page.Position.Seq
 		answer.Recovered = &recovered
 	}
-	s.Send(protocol.Encode(answer))
+	s.Enqueue(protocol.Encode(answer))
 	return nil
 }
 
@@ -171,7 +171,7 @@ func (h *Hub) unclaimRoom(s Session, name string) {
 
 // Leave takes s out of a room.
 func (h *Hub) Leave(ctx context.Context, s Session, name string) error {
-	if !h.member(s, name) {
+	if !h.joined(s, name) {
 		return ErrNotMember
 	}
 	h.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -38,7 +39,7 @@ func TestJoinRecovery(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := newHub(t, hub.MemoryConfig{HistorySize: 5}, hub.Config{})
+			h := newHub(t, memorybroker.Config{HistorySize: 5}, hub.Config{})
 			alice, bob := h.connect("alice"), h.connect("bob")
 			h.join(bob, "lobby")
 			for range 8 {
@@ -76,7 +77,7 @@ func msgs(from, to uint64) string {
 
 func TestJoinRecoveryFreshRoom(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice, bob := h.connect("alice"), h.connect("bob")
 	// The epoch of a room nobody published to is the one its members got.
 	h.join(bob, "new")
@@ -164,9 +165,9 @@ func (p *gatedPresence) Members(ctx context.Context, room string) ([]string, err
 }
 
 func newGatedHub(t testing.TB, cfg hub.Config) (*testHub, *gatedBroker, *gatedPresence) {
-	mem := hub.NewMemoryBroker(hub.MemoryConfig{})
+	mem := memorybroker.New(memorybroker.Config{})
 	b := &gatedBroker{Broker: mem}
-	p := &gatedPresence{Presence: hub.NewMemoryPresence(b)}
+	p := &gatedPresence{Presence: memorybroker.NewPresence(b)}
 	return newHubWith(t, b, p, cfg), b, p
 }
 
@@ -322,7 +323,7 @@ func joinRace(t *testing.T, iteration int) {
 	ctx := context.Background()
 	// Publishers that never pause can outrun a join by thousands of
 	// messages; closing such a joiner is TestJoinBacklog's business.
-	h := newHub(t, hub.MemoryConfig{HistorySize: ring}, hub.Config{JoinBuffer: 1 << 20})
+	h := newHub(t, memorybroker.Config{HistorySize: ring}, hub.Config{JoinBuffer: 1 << 20})
 	// The room's life starts with its first message; a read keeps nothing.
 	if _, err := h.Publish(ctx, room, "pub0", []byte(`0`), ""); err != nil {
 		t.Fatal(err)
@@ -469,7 +470,7 @@ func checkRun(t testing.TB, s *recSession, joins []joinRequest, final hub.Positi
 // replayed at once; the client is told recovered:false and pages history.
 func TestJoinReplayCap(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, hub.MemoryConfig{HistorySize: 50}, hub.Config{MaxReplayBytes: 400})
+	h := newHub(t, memorybroker.Config{HistorySize: 50}, hub.Config{MaxReplayBytes: 400})
 	bob := h.connect("bob")
 	h.join(bob, "lobby")
 	for range 8 {

@@ -13,7 +13,7 @@ import (
 // used recently in this room publishes nothing and returns the first
 // position.
 func (h *Hub) Send(ctx context.Context, s Session, room string, data json.RawMessage, id json.RawMessage) (Position, error) {
-	if !h.member(s, room) {
+	if !h.joined(s, room) {
 		return Position{}, ErrNotMember
 	}
 	return h.Publish(ctx, room, s.User(), data, idempotencyKey(s.User(), "send:"+room, id))
@@ -41,12 +41,12 @@ func (h *Hub) Publish(ctx context.Context, room, from string, data json.RawMessa
 
 // Typing tells the room's other users that the session's user is typing.
 func (h *Hub) Typing(ctx context.Context, s Session, room string) error {
-	if !h.member(s, room) {
+	if !h.joined(s, room) {
 		return ErrNotMember
 	}
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
-	return h.broker.BroadcastRoom(ctx, room, memberEvent(room, protocol.TypeTyping, s.User()))
+	return h.broker.BroadcastRoom(ctx, room, MemberEvent(room, protocol.TypeTyping, s.User()))
 }
 
 // DM sends data to every session of user to, and a copy to every session of
@@ -127,7 +127,14 @@ func (h *Hub) deliverUser(user string, e Event) {
 		case EventKick:
 			s.Close(protocol.CloseKicked, "disconnected by the server")
 		default:
-			s.Send(e.Frame)
+			s.Enqueue(e.Frame)
 		}
 	}
+}
+
+// MemberEvent returns the member_joined, member_left or typing event of user
+// in room, for the room's other users.
+func MemberEvent(room, typ, user string) Event {
+	frame := protocol.Encode(protocol.MemberEvent{Type: typ, Room: room, User: user})
+	return Event{Frame: frame, Exclude: user}
 }

@@ -7,12 +7,13 @@ import (
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 )
 
 func TestDM(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice1, alice2 := h.connect("alice"), h.connect("alice")
 	bob1, bob2 := h.connect("bob"), h.connect("bob")
 	carol := h.connect("carol")
@@ -66,7 +67,7 @@ func TestDM(t *testing.T) {
 func TestDMIdempotent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice := h.connect("alice")
 	id := json.RawMessage(`"d1"`)
 
@@ -101,7 +102,7 @@ func TestDMIdempotent(t *testing.T) {
 func TestSendIdempotent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice, bob := h.connect("alice"), h.connect("bob")
 	h.join(alice, "lobby")
 	h.join(bob, "lobby")
@@ -146,7 +147,7 @@ func TestSendIdempotent(t *testing.T) {
 func TestIdempotencyScope(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice, bob := h.connect("alice"), h.connect("bob")
 	h.join(alice, "a")
 	h.join(alice, "b")
@@ -177,7 +178,7 @@ func TestIdempotencyScope(t *testing.T) {
 func TestPublish(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice := h.connect("alice")
 	h.join(alice, "lobby")
 	alice.take(t)

@@ -34,7 +34,7 @@ type member struct {
 	// present reports that the session is counted in room.users (its
 	// user's presence was added).
 	present bool
-	held    []heldFrame
+	held    []roomFrame
 	// epoch and last are the position the member got up to: the joined
 	// answer's, then that of each publication sent. A broker may deliver a
 	// publication the answer or the replay already covered, after the
@@ -46,7 +46,7 @@ type member struct {
 // admit reports whether f is to be sent to the live member: an event always,
 // a publication unless it is at or below the member's position in the same
 // epoch. It records an admitted publication as the member's position.
-func (m *member) admit(f heldFrame) bool {
+func (m *member) admit(f roomFrame) bool {
 	if f.seq == 0 {
 		return true
 	}
@@ -57,9 +57,10 @@ func (m *member) admit(f heldFrame) bool {
 	return true
 }
 
-// heldFrame is a frame delivered while its member was joining. seq is 0 for
-// events.
-type heldFrame struct {
+// roomFrame is a frame delivered to a room: a publication (seq and epoch
+// set) or an event (seq 0), sent to the live members at once and held for
+// the joining ones.
+type roomFrame struct {
 	seq     uint64
 	epoch   string
 	exclude string
@@ -95,8 +96,8 @@ func (h *Hub) lookup(name string) *room {
 	return h.rooms[name]
 }
 
-// member reports whether s joined the room.
-func (h *Hub) member(s Session, name string) bool {
+// joined reports whether s joined the room.
+func (h *Hub) joined(s Session, name string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	_, ok := h.sessions[s][name]
@@ -187,20 +188,20 @@ func (h *Hub) unsubscribe(r *room) {
 
 // deliver fans a publication out to the room's local members.
 func (h *Hub) deliver(name string, p Publication) {
-	h.fanout(name, heldFrame{seq: p.Seq, epoch: p.Epoch, frame: p.Frame})
+	h.fanout(name, roomFrame{seq: p.Seq, epoch: p.Epoch, frame: p.Frame})
 }
 
 // deliverEvent fans an event out to the room's local members but those of
 // e.Exclude.
 func (h *Hub) deliverEvent(name string, e Event) {
-	h.fanout(name, heldFrame{exclude: e.Exclude, frame: e.Frame})
+	h.fanout(name, roomFrame{exclude: e.Exclude, frame: e.Frame})
 }
 
 // fanout hands f's frame to every local member of the room but f.exclude's
 // sessions, holding it for members still joining. Before the first
 // publication of a new epoch (Redis lost the room's history) it tells the
 // members with an epoch frame, since the seqs start again at 1.
-func (h *Hub) fanout(name string, f heldFrame) {
+func (h *Hub) fanout(name string, f roomFrame) {
 	r := h.lookup(name)
 	if r == nil {
 		return
@@ -210,7 +211,7 @@ func (h *Hub) fanout(name string, f heldFrame) {
 	if f.seq != 0 {
 		if r.epoch != "" && f.epoch != r.epoch {
 			frame := protocol.Encode(protocol.Epoch{Type: protocol.TypeEpoch, Room: name, Epoch: f.epoch})
-			h.fanoutLocked(r, heldFrame{frame: frame})
+			h.fanoutLocked(r, roomFrame{frame: frame})
 		}
 		r.epoch = f.epoch
 	}
@@ -218,7 +219,7 @@ func (h *Hub) fanout(name string, f heldFrame) {
 }
 
 // fanoutLocked is fanout's loop. r.mu is held.
-func (h *Hub) fanoutLocked(r *room, f heldFrame) {
+func (h *Hub) fanoutLocked(r *room, f roomFrame) {
 	for s, m := range r.members {
 		if f.exclude != "" && s.User() == f.exclude {
 			continue
@@ -228,14 +229,14 @@ func (h *Hub) fanoutLocked(r *room, f heldFrame) {
 			continue
 		}
 		if m.admit(f) {
-			s.Send(f.frame)
+			s.Enqueue(f.frame)
 		}
 	}
 }
 
 // hold keeps a frame for a joining member, closing a session that falls
 // too far behind. r.mu is held.
-func (h *Hub) hold(s Session, m *member, f heldFrame) {
+func (h *Hub) hold(s Session, m *member, f roomFrame) {
 	if len(m.held) >= h.cfg.JoinBuffer {
 		s.Close(protocol.CloseTryAgainLater, "too slow: join backlog overflowed")
 		return

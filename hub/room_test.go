@@ -9,11 +9,12 @@ import (
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 )
 
 func TestSendFanOut(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice, bob, carol := h.connect("alice"), h.connect("bob"), h.connect("carol")
 	h.join(alice, "lobby")
 	h.join(bob, "lobby")
@@ -45,7 +46,7 @@ func TestSendFanOut(t *testing.T) {
 func TestSendNotMember(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice, bob := h.connect("alice"), h.connect("bob")
 	h.join(alice, "lobby")
 
@@ -68,7 +69,7 @@ func TestSendNotMember(t *testing.T) {
 
 func TestSeqPerRoom(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice := h.connect("alice")
 	h.join(alice, "a")
 	h.join(alice, "b")
@@ -98,7 +99,7 @@ func TestSeqPerRoom(t *testing.T) {
 func TestConcurrentPublishers(t *testing.T) {
 	t.Parallel()
 	const publishers, each = 8, 200
-	h := newHub(t, hub.MemoryConfig{HistorySize: publishers * each}, hub.Config{})
+	h := newHub(t, memorybroker.Config{HistorySize: publishers * each}, hub.Config{})
 	var members []*recSession
 	for i := range 5 {
 		s := h.connect(fmt.Sprint("member", i))
@@ -163,7 +164,7 @@ func TestConcurrentPublishers(t *testing.T) {
 func TestHistory(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{HistorySize: 10}, hub.Config{})
+	h := newHub(t, memorybroker.Config{HistorySize: 10}, hub.Config{})
 	alice := h.connect("alice")
 	h.join(alice, "lobby")
 	for i := 1; i <= 25; i++ {
@@ -226,7 +227,7 @@ func seqs(from, to uint64) []uint64 {
 func TestTwoTabs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	tab1, tab2, bob := h.connect("alice"), h.connect("alice"), h.connect("bob")
 
 	steps := []struct {
@@ -276,7 +277,7 @@ func leave(t testing.TB, h *testHub, s *recSession, room string) {
 func TestLeaveAndDisconnect(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice, bob := h.connect("alice"), h.connect("bob")
 	h.join(alice, "lobby")
 	h.join(alice, "games")
@@ -313,7 +314,7 @@ func TestLeaveAndDisconnect(t *testing.T) {
 func TestRejoin(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	alice, bob := h.connect("alice"), h.connect("bob")
 	h.join(alice, "lobby")
 	h.join(bob, "lobby")
@@ -357,7 +358,7 @@ func TestRejoin(t *testing.T) {
 func TestTyping(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := newHub(t, hub.MemoryConfig{}, hub.Config{})
+	h := newHub(t, memorybroker.Config{}, hub.Config{})
 	tab1, tab2, bob, carol := h.connect("alice"), h.connect("alice"), h.connect("bob"), h.connect("carol")
 	h.join(tab1, "lobby")
 	h.join(tab2, "lobby")

@@ -7,9 +7,9 @@ type Session interface {
 	ID() string
 	// User is the session's user name; several sessions may share one.
 	User() string
-	// Send queues an encoded frame for the client without blocking. A
-	// session whose queue is full closes itself; Send then does nothing.
-	Send(frame []byte)
+	// Enqueue queues an encoded frame for the client without blocking. A
+	// session whose queue is full closes itself; Enqueue then does nothing.
+	Enqueue(frame []byte)
 	// Close disconnects the session with a WebSocket close code and reason.
 	// It does not block and may be called more than once.
 	Close(code int, reason string)

@@ -145,15 +145,12 @@ func pathUser(r *http.Request) (string, error) {
 
 // hubError turns a hub error into an API error, logging unexpected ones.
 func hubError(err error, log zerolog.Logger) error {
-	switch code := hub.Code(err); code {
+	e := hub.Describe(err)
+	switch e.Code {
 	case protocol.CodeUnavailable:
-		msg := "messaging backend unavailable: try again"
-		if errors.Is(err, hub.ErrMaybeDelivered) {
-			msg = "timed out; the message may have been delivered: retry with the same id to be sure"
-		}
-		return apiError(http.StatusServiceUnavailable, code, msg)
+		return apiError(http.StatusServiceUnavailable, e.Code, e.Message)
 	case protocol.CodeOffline:
-		return apiError(http.StatusNotFound, code, "that user is not connected")
+		return apiError(http.StatusNotFound, e.Code, e.Message)
 	default:
 		log.Error().Err(err).Msg("api request failed")
 		return apiError(http.StatusInternalServerError, protocol.CodeInternal, "internal error")

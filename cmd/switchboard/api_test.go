@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/clients"
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -317,8 +318,8 @@ func FuzzDecodeAPIMessage(f *testing.F) {
 // leeway, too long to wait for in a test.
 func startAuthServer(t *testing.T, leeway time.Duration) string {
 	t.Helper()
-	broker := hub.NewMemoryBroker(hub.MemoryConfig{})
-	h := hub.New(broker, hub.NewMemoryPresence(broker), hub.Config{})
+	broker := memorybroker.New(memorybroker.Config{})
+	h := hub.New(broker, memorybroker.NewPresence(broker), hub.Config{})
 	if err := h.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/clients"
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 	"github.com/switchboard-chat/switchboard/hub/redisbroker"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -177,12 +178,12 @@ func newBroker(cfg config, nodeInfo func() []byte, log zerolog.Logger) (hub.Brok
 		}
 		return b, b, nil
 	}
-	b := hub.NewMemoryBroker(hub.MemoryConfig{
+	b := memorybroker.New(memorybroker.Config{
 		HistorySize:     cfg.HistorySize,
 		HistoryMaxBytes: cfg.HistoryMaxBytes,
 		HistoryTTL:      cfg.HistoryTTL,
 	})
-	return b, hub.NewMemoryPresence(b), nil
+	return b, memorybroker.NewPresence(b), nil
 }
 
 func brokerName(cfg config) string {

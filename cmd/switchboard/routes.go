@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/clients"
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/protocol"
 	"github.com/switchboard-chat/switchboard/web"
 )
 
@@ -85,7 +86,7 @@ func getOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, map[string]any{"error": map[string]string{"code": "bad_request", "message": "method not allowed"}})
+			clients.WriteError(w, apiError(http.StatusMethodNotAllowed, protocol.CodeBadRequest, "method not allowed"))
 			return
 		}
 		next.ServeHTTP(w, r)

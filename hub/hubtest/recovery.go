@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 )
 
 // TestRecovery runs the recovery suite: a hub.Hub over the brokers newBroker
@@ -141,13 +142,13 @@ type testHub struct {
 }
 
 // startHub starts a hub over a broker newBroker returns, and its Presence
-// or else a hub.MemoryPresence. The hub's logs go to t; its sessions are
+// or else a memorybroker.Presence. The hub's logs go to t; its sessions are
 // disconnected and the broker closed when t ends.
 func startHub(t *testing.T, newBroker NewBroker) *testHub {
 	t.Helper()
 	b, p := newBroker(t)
 	if p == nil {
-		p = hub.NewMemoryPresence(b)
+		p = memorybroker.NewPresence(b)
 	}
 	lag := &lagHandler{events: make(chan struct{}, 16)}
 	h := hub.New(lagBroker{b, lag}, p, hub.Config{Logger: zerolog.New(zerolog.NewTestWriter(t))})
@@ -296,7 +297,7 @@ var _ hub.Session = (*session)(nil)
 func (s *session) ID() string   { return s.id }
 func (s *session) User() string { return s.user }
 
-func (s *session) Send(frame []byte) {
+func (s *session) Enqueue(frame []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.frames = append(s.frames, slices.Clone(frame))

@@ -1,15 +1,15 @@
-package hub
+package memorybroker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"sync"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/hub"
 )
 
-// MemoryConfig configures a MemoryBroker. Its zero value works.
-type MemoryConfig struct {
+// Config configures a Broker. Its zero value works.
+type Config struct {
 	// HistorySize is how many messages each room keeps. Default 100.
 	HistorySize int
 	// HistoryMaxBytes caps the summed frame sizes of a room's history: the
@@ -20,24 +20,24 @@ type MemoryConfig struct {
 	// long without a publish. Default 24h.
 	HistoryTTL time.Duration
 	// IdempotencyTTL is how long idempotency keys are remembered. Default
-	// DefaultIdempotencyTTL.
+	// hub.DefaultIdempotencyTTL.
 	IdempotencyTTL time.Duration
 }
 
-// MemoryBroker is the single-node Broker: publications and events are
-// delivered synchronously to the Handler, history is a ring per room.
-type MemoryBroker struct {
-	cfg  MemoryConfig
+// Broker is the single-node Broker: publications and events are
+// delivered synchronously to the hub.Handler, history is a ring per room.
+type Broker struct {
+	cfg  Config
 	idem idempotency
 
 	mu      sync.Mutex
-	h       Handler
+	h       hub.Handler
 	streams map[string]*memStream
 	users   map[string]bool
 	ops     int // publishes and history reads since the last sweep
 }
 
-var _ Broker = (*MemoryBroker)(nil)
+var _ hub.Broker = (*Broker)(nil)
 
 // memStream is one room's history and subscription state. mu is held while a
 // publication is delivered, so that deliveries of a room are in seq order.
@@ -46,26 +46,26 @@ type memStream struct {
 	subscribed bool
 	seq        uint64
 	epoch      string
-	ring       []Publication // oldest first, at most HistorySize
-	bytes      int           // summed frame sizes of ring, at most HistoryMaxBytes but for the newest
-	last       time.Time     // last publish
+	ring       []hub.Publication // oldest first, at most HistorySize
+	bytes      int               // summed frame sizes of ring, at most HistoryMaxBytes but for the newest
+	last       time.Time         // last publish
 }
 
-// NewMemoryBroker returns a MemoryBroker.
-func NewMemoryBroker(cfg MemoryConfig) *MemoryBroker {
+// New returns a Broker.
+func New(cfg Config) *Broker {
 	if cfg.HistorySize <= 0 {
 		cfg.HistorySize = 100
 	}
 	if cfg.HistoryMaxBytes <= 0 {
-		cfg.HistoryMaxBytes = DefaultHistoryMaxBytes
+		cfg.HistoryMaxBytes = hub.DefaultHistoryMaxBytes
 	}
 	if cfg.HistoryTTL <= 0 {
 		cfg.HistoryTTL = 24 * time.Hour
 	}
 	if cfg.IdempotencyTTL <= 0 {
-		cfg.IdempotencyTTL = DefaultIdempotencyTTL
+		cfg.IdempotencyTTL = hub.DefaultIdempotencyTTL
 	}
-	return &MemoryBroker{
+	return &Broker{
 		cfg:     cfg,
 		idem:    idempotency{ttl: cfg.IdempotencyTTL},
 		streams: make(map[string]*memStream),
@@ -74,7 +74,7 @@ func NewMemoryBroker(cfg MemoryConfig) *MemoryBroker {
 }
 
 // Start implements Broker.
-func (b *MemoryBroker) Start(ctx context.Context, h Handler) error {
+func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
 	b.mu.Lock()
 	b.h = h
 	b.mu.Unlock()
@@ -83,12 +83,12 @@ func (b *MemoryBroker) Start(ctx context.Context, h Handler) error {
 
 // stream returns the room's stream, creating it, or starting a new epoch when
 // its history expired.
-func (b *MemoryBroker) stream(room string) *memStream {
+func (b *Broker) stream(room string) *memStream {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := b.streams[room]
 	if s == nil {
-		s = &memStream{epoch: NewEpoch(), last: time.Now()}
+		s = &memStream{epoch: hub.NewEpoch(), last: time.Now()}
 		b.streams[room] = s
 	}
 	return s
@@ -97,7 +97,7 @@ func (b *MemoryBroker) stream(room string) *memStream {
 // lockStream returns the room's stream with its mu held. A sweep removes a
 // stream from the map only while holding its mu, so a stream still in the
 // map once locked is the live one; a stream swept in between is retried.
-func (b *MemoryBroker) lockStream(room string) *memStream {
+func (b *Broker) lockStream(room string) *memStream {
 	for {
 		s := b.stream(room)
 		s.mu.Lock()
@@ -112,39 +112,39 @@ func (b *MemoryBroker) lockStream(room string) *memStream {
 }
 
 // expireLocked resets a stream whose history outlived HistoryTTL. s.mu is held.
-func (b *MemoryBroker) expireLocked(s *memStream, now time.Time) {
+func (b *Broker) expireLocked(s *memStream, now time.Time) {
 	if now.Sub(s.last) > b.cfg.HistoryTTL {
-		s.seq, s.epoch, s.ring, s.bytes = 0, NewEpoch(), nil, 0
+		s.seq, s.epoch, s.ring, s.bytes = 0, hub.NewEpoch(), nil, 0
 	}
 }
 
 // Publish implements Broker.
-func (b *MemoryBroker) Publish(ctx context.Context, room string, r PublishRequest) (Publication, bool, error) {
-	var p Publication
-	pos, dup, err := b.idem.do(ctx, r.IdempotencyKey, func() (Position, bool, error) {
+func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest) (hub.Publication, bool, error) {
+	var p hub.Publication
+	pos, dup, err := b.idem.do(ctx, r.IdempotencyKey, func() (hub.Position, bool, error) {
 		s := b.lockStream(room)
 		defer s.mu.Unlock()
 		now := time.Now()
 		b.expireLocked(s, now)
 		s.seq++
 		s.last = now
-		p = Publication{Seq: s.seq, Epoch: s.epoch, Frame: r.Message.Frame(s.seq)}
+		p = hub.Publication{Seq: s.seq, Epoch: s.epoch, Frame: r.Message.Frame(s.seq)}
 		b.appendLocked(s, p)
 		if s.subscribed {
 			b.handler().HandlePublication(room, p)
 		}
 		b.maybeSweep(now)
-		return Position{Seq: p.Seq, Epoch: p.Epoch}, true, nil
+		return hub.Position{Seq: p.Seq, Epoch: p.Epoch}, true, nil
 	})
 	if dup {
-		return Publication{Seq: pos.Seq, Epoch: pos.Epoch}, true, err
+		return hub.Publication{Seq: pos.Seq, Epoch: pos.Epoch}, true, err
 	}
 	return p, false, err
 }
 
 // appendLocked adds p to the stream's history, dropping the oldest
 // publications beyond HistorySize or HistoryMaxBytes. s.mu is held.
-func (b *MemoryBroker) appendLocked(s *memStream, p Publication) {
+func (b *Broker) appendLocked(s *memStream, p hub.Publication) {
 	s.ring = append(s.ring, p)
 	s.bytes += len(p.Frame)
 	drop := 0
@@ -159,7 +159,7 @@ func (b *MemoryBroker) appendLocked(s *memStream, p Publication) {
 	}
 }
 
-func (b *MemoryBroker) handler() Handler {
+func (b *Broker) handler() hub.Handler {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.h
@@ -173,7 +173,7 @@ const emptyIdle = time.Minute
 // nobody subscribes to whose history expired or that never had a message
 // and sat idle, so that memory does not grow with every room name ever used.
 // Forgetting an empty stream only changes its epoch, which loses nothing.
-func (b *MemoryBroker) maybeSweep(now time.Time) {
+func (b *Broker) maybeSweep(now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.ops++; b.ops < 1024 {
@@ -193,17 +193,17 @@ func (b *MemoryBroker) maybeSweep(now time.Time) {
 
 // History implements Broker. It reads a room nobody subscribed to or
 // published to without keeping anything of it.
-func (b *MemoryBroker) History(ctx context.Context, room string, q HistoryQuery) (HistoryPage, error) {
+func (b *Broker) History(ctx context.Context, room string, q hub.HistoryQuery) (hub.HistoryPage, error) {
 	b.mu.Lock()
 	s := b.streams[room]
 	b.mu.Unlock()
 	if s == nil {
-		return HistoryPage{Position: Position{Epoch: NewEpoch()}}, nil
+		return hub.HistoryPage{Position: hub.Position{Epoch: hub.NewEpoch()}}, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b.expireLocked(s, time.Now())
-	page := HistoryPage{Position: Position{Seq: s.seq, Epoch: s.epoch}}
+	page := hub.HistoryPage{Position: hub.Position{Seq: s.seq, Epoch: s.epoch}}
 	switch {
 	case q.HasSince:
 		if q.Epoch != "" && q.Epoch != s.epoch {
@@ -232,13 +232,13 @@ func (b *MemoryBroker) History(ctx context.Context, room string, q HistoryQuery)
 			}
 			start--
 		}
-		page.Publications = append([]Publication(nil), s.ring[start:end]...)
+		page.Publications = append([]hub.Publication(nil), s.ring[start:end]...)
 	}
 	return page, nil
 }
 
 // BroadcastRoom implements Broker.
-func (b *MemoryBroker) BroadcastRoom(ctx context.Context, room string, e Event) error {
+func (b *Broker) BroadcastRoom(ctx context.Context, room string, e hub.Event) error {
 	s := b.lockStream(room)
 	defer s.mu.Unlock()
 	if s.subscribed {
@@ -248,9 +248,9 @@ func (b *MemoryBroker) BroadcastRoom(ctx context.Context, room string, e Event) 
 }
 
 // SendUser implements Broker.
-func (b *MemoryBroker) SendUser(ctx context.Context, user string, e Event, idempotencyKey string) (bool, bool, error) {
+func (b *Broker) SendUser(ctx context.Context, user string, e hub.Event, idempotencyKey string) (bool, bool, error) {
 	delivered := false
-	_, dup, err := b.idem.do(ctx, idempotencyKey, func() (Position, bool, error) {
+	_, dup, err := b.idem.do(ctx, idempotencyKey, func() (hub.Position, bool, error) {
 		b.mu.Lock()
 		online, h := b.users[user], b.h
 		b.mu.Unlock()
@@ -258,31 +258,31 @@ func (b *MemoryBroker) SendUser(ctx context.Context, user string, e Event, idemp
 			h.HandleUserEvent(user, e)
 			delivered = true
 		}
-		return Position{}, delivered, nil
+		return hub.Position{}, delivered, nil
 	})
 	return delivered || dup, dup, err
 }
 
 // SubscribeRoom implements Broker.
-func (b *MemoryBroker) SubscribeRoom(ctx context.Context, room string) error {
+func (b *Broker) SubscribeRoom(ctx context.Context, room string) error {
 	b.setRoom(room, true)
 	return nil
 }
 
 // UnsubscribeRoom implements Broker.
-func (b *MemoryBroker) UnsubscribeRoom(ctx context.Context, room string) error {
+func (b *Broker) UnsubscribeRoom(ctx context.Context, room string) error {
 	b.setRoom(room, false)
 	return nil
 }
 
-func (b *MemoryBroker) setRoom(room string, on bool) {
+func (b *Broker) setRoom(room string, on bool) {
 	s := b.lockStream(room)
 	s.subscribed = on
 	s.mu.Unlock()
 }
 
 // SubscribeUser implements Broker.
-func (b *MemoryBroker) SubscribeUser(ctx context.Context, user string) error {
+func (b *Broker) SubscribeUser(ctx context.Context, user string) error {
 	b.mu.Lock()
 	b.users[user] = true
 	b.mu.Unlock()
@@ -290,7 +290,7 @@ func (b *MemoryBroker) SubscribeUser(ctx context.Context, user string) error {
 }
 
 // UnsubscribeUser implements Broker.
-func (b *MemoryBroker) UnsubscribeUser(ctx context.Context, user string) error {
+func (b *Broker) UnsubscribeUser(ctx context.Context, user string) error {
 	b.mu.Lock()
 	delete(b.users, user)
 	b.mu.Unlock()
@@ -298,14 +298,7 @@ func (b *MemoryBroker) UnsubscribeUser(ctx context.Context, user string) error {
 }
 
 // Ready implements Broker: memory is always ready.
-func (b *MemoryBroker) Ready(ctx context.Context) error { return nil }
+func (b *Broker) Ready(ctx context.Context) error { return nil }
 
 // Close implements Broker.
-func (b *MemoryBroker) Close(ctx context.Context) error { return nil }
-
-// NewEpoch returns a new random epoch id.
-func NewEpoch() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func (b *Broker) Close(ctx context.Context) error { return nil }

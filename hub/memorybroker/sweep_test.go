@@ -1,4 +1,4 @@
-package hub_test
+package memorybroker_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestMemoryBrokerForgetsIdleRooms(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := hub.NewMemoryBroker(hub.MemoryConfig{HistoryTTL: time.Millisecond})
+	b := memorybroker.New(memorybroker.Config{HistoryTTL: time.Millisecond})
 	if err := b.Start(ctx, nopHandler{}); err != nil {
 		t.Fatal(err)
 	}

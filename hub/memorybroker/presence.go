@@ -1,33 +1,34 @@
-package hub
+package memorybroker
 
 import (
 	"context"
 	"slices"
 	"sync"
 
+	"github.com/switchboard-chat/switchboard/hub"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-// MemoryPresence is the single-node Presence: a set of users per room. It
+// Presence is the single-node Presence: a set of users per room. It
 // announces member events through the Broker it is given, while holding its
 // lock, so that they are delivered in the order of the changes.
-type MemoryPresence struct {
-	broker Broker
+type Presence struct {
+	broker hub.Broker
 
 	mu    sync.Mutex
 	rooms map[string]map[string]struct{}
 }
 
-var _ Presence = (*MemoryPresence)(nil)
+var _ hub.Presence = (*Presence)(nil)
 
-// NewMemoryPresence returns an empty MemoryPresence announcing through
-// broker, normally the node's MemoryBroker.
-func NewMemoryPresence(broker Broker) *MemoryPresence {
-	return &MemoryPresence{broker: broker, rooms: make(map[string]map[string]struct{})}
+// NewPresence returns an empty Presence announcing through
+// broker, normally the node's Broker.
+func NewPresence(broker hub.Broker) *Presence {
+	return &Presence{broker: broker, rooms: make(map[string]map[string]struct{})}
 }
 
 // Add implements Presence.
-func (p *MemoryPresence) Add(ctx context.Context, room, user string) (bool, error) {
+func (p *Presence) Add(ctx context.Context, room, user string) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	users := p.rooms[room]
@@ -43,7 +44,7 @@ func (p *MemoryPresence) Add(ctx context.Context, room, user string) (bool, erro
 }
 
 // Remove implements Presence.
-func (p *MemoryPresence) Remove(ctx context.Context, room, user string) (bool, error) {
+func (p *Presence) Remove(ctx context.Context, room, user string) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	users := p.rooms[room]
@@ -58,19 +59,12 @@ func (p *MemoryPresence) Remove(ctx context.Context, room, user string) (bool, e
 }
 
 // announce sends a member event to the room's other users. p.mu is held.
-func (p *MemoryPresence) announce(ctx context.Context, room, typ, user string) error {
-	return p.broker.BroadcastRoom(ctx, room, memberEvent(room, typ, user))
-}
-
-// memberEvent returns the member_joined, member_left or typing event of user
-// in room, for the room's other users.
-func memberEvent(room, typ, user string) Event {
-	frame := protocol.Encode(protocol.MemberEvent{Type: typ, Room: room, User: user})
-	return Event{Frame: frame, Exclude: user}
+func (p *Presence) announce(ctx context.Context, room, typ, user string) error {
+	return p.broker.BroadcastRoom(ctx, room, hub.MemberEvent(room, typ, user))
 }
 
 // Members implements Presence.
-func (p *MemoryPresence) Members(ctx context.Context, room string) ([]string, error) {
+func (p *Presence) Members(ctx context.Context, room string) ([]string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	members := make([]string, 0, len(p.rooms[room]))

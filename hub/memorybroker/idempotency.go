@@ -1,9 +1,11 @@
-package hub
+package memorybroker
 
 import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/hub"
 )
 
 // idempotency makes an operation happen at most once per key within ttl, for
@@ -21,7 +23,7 @@ type idempotency struct {
 // so that an entry costs a few dozen bytes however large the message.
 type idemEntry struct {
 	done    chan struct{} // closed when the first call finished
-	pub     Position
+	pub     hub.Position
 	kept    bool // the first call succeeded and asked to be remembered
 	expires time.Time
 }
@@ -30,7 +32,7 @@ type idemEntry struct {
 // remembered; a result not remembered (an error, an offline user) lets the
 // next call with the key run fn again. do reports duplicate = true when it
 // returns a remembered result instead of running fn.
-func (m *idempotency) do(ctx context.Context, key string, fn func() (Position, bool, error)) (Position, bool, error) {
+func (m *idempotency) do(ctx context.Context, key string, fn func() (hub.Position, bool, error)) (hub.Position, bool, error) {
 	if key == "" {
 		p, _, err := fn()
 		return p, false, err
@@ -45,7 +47,7 @@ func (m *idempotency) do(ctx context.Context, key string, fn func() (Position, b
 		select {
 		case <-e.done:
 		case <-ctx.Done():
-			return Position{}, false, ctx.Err()
+			return hub.Position{}, false, ctx.Err()
 		}
 		if e.kept {
 			return e.pub, true, nil
@@ -69,7 +71,7 @@ func (m *idempotency) claim(key string) (*idemEntry, bool) {
 	return e, true
 }
 
-func (m *idempotency) finish(key string, e *idemEntry, p Position, keep bool) {
+func (m *idempotency) finish(key string, e *idemEntry, p hub.Position, keep bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e.pub, e.kept = p, keep

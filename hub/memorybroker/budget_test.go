@@ -1,4 +1,4 @@
-package hub_test
+package memorybroker_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestMemoryBrokerReadsKeepNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := hub.NewMemoryBroker(hub.MemoryConfig{})
+	b := memorybroker.New(memorybroker.Config{})
 	if err := b.Start(ctx, nopHandler{}); err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func TestMemoryBrokerReadsKeepNothing(t *testing.T) {
 func TestMemoryBrokerHistoryBytes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := hub.NewMemoryBroker(hub.MemoryConfig{HistoryMaxBytes: 4096})
+	b := memorybroker.New(memorybroker.Config{HistoryMaxBytes: 4096})
 	if err := b.Start(ctx, nopHandler{}); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestMemoryBrokerHistoryBytes(t *testing.T) {
 func TestMemoryBrokerHistoryReadsWithinBudget(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := hub.NewMemoryBroker(hub.MemoryConfig{})
+	b := memorybroker.New(memorybroker.Config{})
 	if err := b.Start(ctx, nopHandler{}); err != nil {
 		t.Fatal(err)
 	}
