@@ -55,7 +55,19 @@ say "go vet"
 go vet ./...
 
 say "go test -race"
-go test -race -count=1 -timeout 20m ./...
+go test -race -count=1 -timeout 20m -skip '^TestSoak$' ./...
+
+say "soak test (3 nodes, real Redis, faults)"
+# Run on its own and verbose, so that its one-line summary is printed.
+soak_log=$(mktemp)
+if ! go test -race -count=1 -timeout 10m -run '^TestSoak$' -v ./cmd/switchboard/ >"$soak_log" 2>&1; then
+  tail -n 200 "$soak_log"
+  rm -f "$soak_log"
+  exit 1
+fi
+grep -E '^soak: ' "$soak_log" | head -n 1
+grep -E '^(--- |ok )' "$soak_log"
+rm -f "$soak_log"
 
 say "web client tests"
 npm test
