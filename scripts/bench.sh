@@ -147,7 +147,7 @@ field() { # field FILE NAME: a number from a bench JSON result, or -
   local v
   v=$(grep -o "\"$2\":[-0-9.e+]*" "$1" | head -1 | cut -d: -f2)
   [ -n "$v" ] || { echo -; return; }
-  awk -v v="$v" 'BEGIN { if (v == int(v) || v >= 1000) printf "%.0f\n", v; else printf "%.2f\n", v }'
+  awk -v v="$v" 'BEGIN { if (v == int(v) || v >= 1000) printf "%.0f\n", v; else printf "%.3f\n", v }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -231,5 +232,29 @@ func TestSampleProcs(t *testing.T) {
 	}
 	if _, err := sampleProcs([]int{1 << 30}); err == nil {
 		t.Fatal("a missing process sampled without error")
+	}
+}
+
+// TestBenchLeavesNoGoroutines: when bench returns, every goroutine it
+// started (read loops, publishers, progress) has exited. Not parallel, so
+// no other bench runs meanwhile.
+func TestBenchLeavesNoGoroutines(t *testing.T) {
+	env := map[string]string{"SWITCHBOARD_API_KEY": "bench-key"}
+	base, _ := startRun(t, env, "--max-connections-per-ip", "0", "--rate-limit", "0")
+	for _, publisher := range []string{"api", "ws"} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := run(ctx, []string{"bench", "--url", base, "--conns", "5", "--messages", "20", "--rate", "100", "--publisher", publisher},
+			func(k string) string { return env[k] }, io.Discard, io.Discard)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, fn := range []string{"main.(*benchSub)", "main.publish", "main.startProgress", "main.joinAll", "main.connectAll", "main.readAcks"} {
+		if strings.Contains(stacks, fn) {
+			t.Fatalf("a goroutine in %s outlived the run:\n%s", fn, stacks)
+		}
 	}
 }
