@@ -17,7 +17,8 @@
 # 0 (`taskset`). Everything listens on 127.0.0.1; each server is started
 # fresh for its row and stopped by PID when the row ends, or on Ctrl-C.
 # Environment: DURATION (seconds of publishing per row, default 10),
-# CENTRIFUGO, SERVER_CPU and BENCH_CPU (default 1 and 0), PORT (default
+# CENTRIFUGO, SWITCHBOARD (a prebuilt server binary to measure instead of
+# this tree's; the load tool is always this tree's), SERVER_CPU and BENCH_CPU (default 1 and 0), PORT (default
 # 18080), REDIS_PORT (default 16379), BENCH_ARGS (extra bench flags).
 # Raw JSON results stay in $OUT (default: a temporary directory, printed).
 set -euo pipefail
@@ -65,7 +66,12 @@ if [ "$(ulimit -n)" -lt 11000 ]; then
 fi
 
 echo "building switchboard into $work"
-go build -o "$work/switchboard" ./cmd/switchboard
+go build -o "$work/bench" ./cmd/switchboard # the load tool: always this tree's
+if [ -n "${SWITCHBOARD:-}" ]; then
+  cp "$SWITCHBOARD" "$work/switchboard" # a prebuilt server, e.g. an older commit's, to compare
+else
+  cp "$work/bench" "$work/switchboard"
+fi
 
 wait_http() { # wait_http URL: until anything answers HTTP there
   for _ in $(seq 100); do
@@ -136,7 +142,7 @@ bench() {
   start_server "$target" "$engine"
   echo "== $row: $target ($engine)"
   # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
-  taskset -c "$BENCH_CPU" "$work/switchboard" bench --target "$target" --url "ws://127.0.0.1:$PORT" \
+  taskset -c "$BENCH_CPU" "$work/bench" bench --target "$target" --url "ws://127.0.0.1:$PORT" \
     --api-key "$KEY" --rooms 1 --size 100 --pid "$server_pids" --json "${args[@]}" $BENCH_ARGS \
     >"$OUT/$row-$target.json" || echo "bench.sh: $row against $target failed (see above)" >&2
   stop_started
