@@ -15,7 +15,9 @@ import (
 // messages in the order received and owns their delivery state (position,
 // repairs, buffers). A room or user always maps to the same shard, so order
 // per room and per user is kept, while rooms of different shards are
-// delivered in parallel and a slow Handler call holds up only its shard.
+// delivered in parallel and a slow Handler call holds up only its shard, up
+// to options.shardQueue messages: beyond that the receive loop waits for it,
+// holding up the other shards too, and go-redis buffers (Stats.Backlogged).
 //
 // The subscription maps live in the shards too, each under its shard's mu,
 // so that the delivery path takes no lock shared by all shards. Lock order:
