@@ -191,3 +191,25 @@ func (s *shard) user(name string) bool {
 	defer s.mu.Unlock()
 	return s.users[name]
 }
+
+// setRoom records the room's subscription, or forgets it when st is nil.
+func (s *shard) setRoom(name string, st *roomSub) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st == nil {
+		delete(s.rooms, name)
+		return
+	}
+	s.rooms[name] = st
+}
+
+// setUser records or forgets the user's subscription.
+func (s *shard) setUser(name string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !on {
+		delete(s.users, name)
+		return
+	}
+	s.users[name] = true
+}

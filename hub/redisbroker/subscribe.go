@@ -36,42 +36,26 @@ func (b *Broker) SubscribeRoom(ctx context.Context, room string) error {
 		b.log.Warn().Err(err).Str("room", room).Msg("subscribe room: position unknown; delivery starts with the first publication received")
 	}
 	s := b.shardOf(room)
-	return b.subscribe(ctx, b.roomChannel(room), func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.rooms[room] = st
-	})
+	return b.subscribe(ctx, b.roomChannel(room), func() { s.setRoom(room, st) })
 }
 
 // UnsubscribeRoom implements hub.Broker. Nothing of the room is delivered
 // once it returned.
 func (b *Broker) UnsubscribeRoom(ctx context.Context, room string) error {
 	s := b.shardOf(room)
-	return b.unsubscribe(ctx, s, b.roomChannel(room), func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		delete(s.rooms, room)
-	})
+	return b.unsubscribe(ctx, s, b.roomChannel(room), func() { s.setRoom(room, nil) })
 }
 
 // SubscribeUser implements hub.Broker, as SubscribeRoom.
 func (b *Broker) SubscribeUser(ctx context.Context, user string) error {
 	s := b.shardOf(user)
-	return b.subscribe(ctx, b.userChannel(user), func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.users[user] = true
-	})
+	return b.subscribe(ctx, b.userChannel(user), func() { s.setUser(user, true) })
 }
 
 // UnsubscribeUser implements hub.Broker, as UnsubscribeRoom.
 func (b *Broker) UnsubscribeUser(ctx context.Context, user string) error {
 	s := b.shardOf(user)
-	return b.unsubscribe(ctx, s, b.userChannel(user), func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		delete(s.users, user)
-	})
+	return b.unsubscribe(ctx, s, b.userChannel(user), func() { s.setUser(user, false) })
 }
 
 // subscribe records the subscription (record runs with b.mu held), sends
