@@ -25,26 +25,21 @@ type Broker struct {
 
 	h hub.Handler // set by Start
 
-	// mu guards the subscription state. It is never held while calling h
-	// or Redis.
+	// mu guards the subscription state but for the subscription maps,
+	// which the shards hold (see shard.go). It is never held while calling
+	// h or Redis.
 	mu      sync.Mutex
-	rooms   map[string]*roomSub // subscribed rooms by name
-	users   map[string]bool     // subscribed users
 	pending map[string]bool     // channels whose SUBSCRIBE failed, to retry
 	waiters map[string][]waiter // by channel: callers awaiting a confirmation
 	cancel  context.CancelFunc  // stops the goroutines; nil before Start
 	closed  bool
 
-	subMu sync.Mutex // serializes subscription changes with the pub/sub calls
-	// deliverMu is held by the receive loop while it calls h. Unsubscribe
-	// takes it after forgetting the subscription, so that nothing is
-	// delivered for a room or user once it returned.
-	deliverMu sync.Mutex
-	repairs   repairs // the receive loop's
+	subMu  sync.Mutex // serializes subscription changes with the pub/sub calls
+	shards []*shard   // deliver the rooms and users, by hash of the name
 
 	pres presenceState // this node's presence entries
 
-	wg        sync.WaitGroup // the receive and maintenance loops, the repair workers
+	wg        sync.WaitGroup // the receive, shard and maintenance loops, the repair workers
 	stopped   chan struct{}  // closed when the receive loop has ended
 	closeOnce sync.Once
 	closeErr  error
@@ -85,33 +80,32 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 	opt.ClientName = "switchboard:" + cfg.NodeID
 	opt.DisableIdentity = true
 	client := redis.NewClient(opt)
-	o := defaultOptions()
-	return &Broker{
+	b := &Broker{
 		cfg:     cfg,
-		opt:     o,
+		opt:     defaultOptions(),
 		log:     log.With().Str("component", "redisbroker").Str("node", cfg.NodeID).Logger(),
 		client:  client,
 		ps:      client.Subscribe(context.Background()), // no channels: does not connect
-		rooms:   make(map[string]*roomSub),
-		users:   make(map[string]bool),
 		pending: make(map[string]bool),
 		waiters: make(map[string][]waiter),
-		repairs: repairs{
-			resyncs: make(map[*roomSub]struct{}),
-			done:    make(chan repairResult, o.repairWorkers),
-		},
 		stopped: make(chan struct{}),
-	}, nil
+	}
+	b.shards = newShards(b, b.opt.shards)
+	return b, nil
 }
 
 // NodeID returns the node's id, Config.NodeID or the one generated for it.
 func (b *Broker) NodeID() string { return b.cfg.NodeID }
 
 // Start implements hub.Broker: it registers the node, then starts the
-// receive loop, which delivers to h, and the maintenance loop, which
-// refreshes this node's presence and registry entries and retries failed
-// subscriptions. Both stop when ctx is cancelled or Close is called. Start
-// does not fail when Redis is down.
+// receive loop and the shards it hands messages to, which deliver to h, and
+// the maintenance loop, which refreshes this node's presence and registry
+// entries and retries failed subscriptions. They stop when ctx is cancelled
+// or Close is called. Start does not fail when Redis is down.
+//
+// h is called from several goroutines at once, one per shard (up to four):
+// for a given room or user the calls come one at a time and in order, while
+// rooms and users of different shards are delivered concurrently.
 func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
 	b.heartbeat(ctx)
 	b.checkBoot(ctx)
@@ -126,7 +120,13 @@ func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
 		redis.WithChannelSize(b.opt.channelSize),
 		redis.WithChannelSendTimeout(b.opt.channelSendTimeout),
 	)
-	b.wg.Add(2)
+	b.wg.Add(2 + len(b.shards))
+	for _, s := range b.shards {
+		go func() {
+			defer b.wg.Done()
+			s.run(ctx)
+		}()
+	}
 	go func() {
 		defer b.wg.Done()
 		b.receive(ctx, ch)
@@ -165,7 +165,7 @@ func (b *Broker) close(ctx context.Context) error {
 	if cancel != nil {
 		cancel()
 	}
-	b.ps.Close() // ends the receive loop, which drains what go-redis buffered
+	b.ps.Close() // ends the receive loop, which discards what go-redis buffered
 	done := make(chan struct{})
 	go func() {
 		b.wg.Wait()

@@ -25,9 +25,14 @@
 // room's Stream without its meta, losing history without starting a new
 // epoch, or presence and idempotency keys.
 //
-// Gap repairs and resyncs read history on a few worker goroutines, never on
-// the receive loop: a room under repair holds what it receives meanwhile
-// (within bounds) and delivery of the other rooms goes on.
+// One receive loop reads the pub/sub connection and hands each message to
+// one of a few delivery shards (up to four, one per CPU), chosen by hash of
+// the room or user name: a room is always delivered by the same shard, in
+// order, and rooms of different shards are delivered in parallel, so the
+// Handler is called concurrently for different rooms. Gap repairs and
+// resyncs read history on a few worker goroutines per shard, never on the
+// shard's loop: a room under repair holds what it receives meanwhile (within
+// bounds) and delivery of the other rooms goes on.
 //
 // It does not own room membership or sessions (package hub) and does not read
 // configuration from flags or the environment (cmd/switchboard).

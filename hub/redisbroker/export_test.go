@@ -2,6 +2,7 @@ package redisbroker
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,7 +59,25 @@ func (b *Broker) publishSilently(ctx context.Context, room string, m protocol.Me
 func (b *Broker) subscriptionState() (rooms, users, pending, waiters int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.rooms), len(b.users), len(b.pending), len(b.waiters)
+	for _, s := range b.shards {
+		s.mu.Lock()
+		rooms += len(s.rooms)
+		users += len(s.users)
+		s.mu.Unlock()
+	}
+	return rooms, users, len(b.pending), len(b.waiters)
+}
+
+// setShards makes b deliver on n shards, each queueing up to queue
+// messages. Call it before Start and before any subscription.
+func (b *Broker) setShards(n, queue int) {
+	b.opt.shards, b.opt.shardQueue = n, queue
+	b.shards = newShards(b, n)
+}
+
+// shardIndex returns the index of the shard of a room or user name.
+func (b *Broker) shardIndex(name string) int {
+	return slices.Index(b.shards, b.shardOf(name))
 }
 
 // setBeforeRead makes the repair workers call f before each history read.

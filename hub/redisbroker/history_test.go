@@ -205,3 +205,48 @@ func commandCalls(t testing.TB, srv *redistest.Server, cmd string) int {
 	}
 	return 0
 }
+
+// TestFrameStoredOnce: what Redis keeps of keyed publications is each frame
+// once, in the room's stream; every other key the publishes wrote (meta,
+// idempotency keys) holds a few bytes, whatever the frame's size.
+func TestFrameStoredOnce(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	b := newBroker(t, srv, Config{})
+	admin := srv.Client(t)
+	ctx := t.Context()
+	const count, size = 20, 16 << 10
+	frames := 0
+	for i := range count {
+		r := sized(t, "r", size)
+		r.IdempotencyKey = fmt.Sprintf("k%d", i)
+		p, _, err := b.Publish(ctx, "r", r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames += len(p.Frame)
+	}
+	keys, err := admin.Keys(ctx, globEscape(b.cfg.KeyPrefix)+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2+count {
+		t.Errorf("keys %q, want the meta, the stream and %d idempotency keys", keys, count)
+	}
+	for _, k := range keys {
+		n, err := admin.MemoryUsage(ctx, k, 0).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case k == b.streamKey("r"):
+			// Beyond the frames: entry headers, the allocator's size
+			// classes (about a quarter); a second copy would double it.
+			if n < int64(frames) || n > int64(frames)*3/2 {
+				t.Errorf("the stream uses %d bytes for %d bytes of frames, want them once", n, frames)
+			}
+		case n > 256:
+			t.Errorf("key %s uses %d bytes, want a few", k, n)
+		}
+	}
+}

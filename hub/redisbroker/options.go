@@ -2,6 +2,7 @@ package redisbroker
 
 import (
 	"context"
+	"runtime"
 	"time"
 )
 
@@ -18,11 +19,19 @@ type options struct {
 	// and Redis then disconnects the connection for its output buffer
 	// limit, which gap repair survives.
 	channelSendTimeout time.Duration
-	// repairWorkers bounds the history reads made at once to repair rooms.
+	// shards is how many goroutines deliver the rooms and users: they are
+	// spread over them by hash of the name.
+	shards int
+	// shardQueue is how many messages the receive loop queues for a shard
+	// before it waits for the shard.
+	shardQueue int
+	// repairWorkers bounds the history reads made at once to repair rooms:
+	// each shard makes its share of them, at least two.
 	repairWorkers int
 	// repairBufferCount and repairBufferBytes bound what a room under
-	// repair holds, repairBufferTotal what all of them hold together: a
-	// room beyond them drops its buffer and is resynced from history.
+	// repair holds, repairBufferTotal what all of them hold together (each
+	// shard's rooms its share): a room beyond them drops its buffer and is
+	// resynced from history.
 	repairBufferCount, repairBufferBytes, repairBufferTotal int
 	// beforeRead, when set, is called by a repair worker before it reads a
 	// room's history: tests make it slow.
@@ -34,6 +43,8 @@ func defaultOptions() options {
 	return options{
 		channelSize:        10000,
 		channelSendTimeout: time.Minute,
+		shards:             min(4, runtime.GOMAXPROCS(0)),
+		shardQueue:         256,
 		repairWorkers:      4,
 		repairBufferCount:  1000,
 		repairBufferBytes:  1 << 20,

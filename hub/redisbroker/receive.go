@@ -2,42 +2,37 @@ package redisbroker
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/switchboard-chat/switchboard/hub"
 )
 
 // resyncInterval is how often a failed or postponed resync is tried again.
 const resyncInterval = 500 * time.Millisecond
 
-// receive is the receive loop: it delivers what the node's pub/sub
-// connection receives and has the repair workers read gaps from history
-// (see repair.go); it never waits on Redis. On exit it releases the callers
-// awaiting a confirmation, closes the connection and drains go-redis's
-// buffer so that its goroutine ends too.
+// receive is the receive loop: it hands what the node's pub/sub connection
+// receives to the shard of its room or user (see shard.go), waiting while
+// that shard's queue is full, and releases the callers awaiting a
+// subscription's confirmation. It neither decodes payloads nor waits on
+// Redis. On exit it releases the callers still waiting, ends the shards,
+// closes the connection and drains go-redis's buffer so that its goroutine
+// ends too.
 func (b *Broker) receive(ctx context.Context, ch <-chan any) {
 	defer func() {
 		close(b.stopped)
+		for _, s := range b.shards {
+			close(s.queue)
+		}
 		b.ps.Close()
 		for range ch {
 		}
 	}()
-	tick := time.NewTicker(resyncInterval)
-	defer tick.Stop()
 	full := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
-			b.resyncPending()
-		case res := <-b.repairs.done:
-			b.repaired(res, time.Now())
 		case m, ok := <-ch:
 			if !ok {
 				return
@@ -46,30 +41,38 @@ func (b *Broker) receive(ctx context.Context, ch <-chan any) {
 			full = b.noteBacklog(len(ch), full)
 			switch m := m.(type) {
 			case *redis.Message:
-				b.onMessage(m)
+				b.route(ctx, m)
 			case *redis.Subscription:
 				if st := b.onSubscription(m); st != nil {
-					b.needResync(st)
+					b.handOver(ctx, b.shardOf(st.name), delivery{kind: resyncRoom, st: st})
 				}
 			}
 			if wasFull && !full {
-				b.resyncAll()
+				for _, s := range b.shards {
+					b.handOver(ctx, s, delivery{kind: resyncRooms})
+				}
 			}
 		}
-		b.dispatch(ctx)
 	}
 }
 
-// resyncAll resyncs every subscribed room whose position is known, once a
-// full buffer has drained. While it was full go-redis may have dropped
-// messages, of any room; a drop is repaired when the room's next
-// publication shows the gap, but the last ones dropped may have none.
-func (b *Broker) resyncAll() {
-	b.mu.Lock()
-	rooms := slices.Collect(maps.Values(b.rooms))
-	b.mu.Unlock()
-	for _, st := range rooms {
-		b.needResync(st)
+// route hands a message to the shard of its room or user.
+func (b *Broker) route(ctx context.Context, m *redis.Message) {
+	if room, ok := strings.CutPrefix(m.Channel, b.roomChannel("")); ok {
+		b.handOver(ctx, b.shardOf(room), delivery{kind: roomMessage, name: room, payload: m.Payload})
+		return
+	}
+	if user, ok := strings.CutPrefix(m.Channel, b.userChannel("")); ok {
+		b.handOver(ctx, b.shardOf(user), delivery{kind: userMessage, name: user, payload: m.Payload})
+	}
+}
+
+// handOver queues d for s, waiting while s's queue is full (meanwhile
+// go-redis buffers, see noteBacklog), unless ctx ends.
+func (b *Broker) handOver(ctx context.Context, s *shard, d delivery) {
+	select {
+	case s.queue <- d:
+	case <-ctx.Done():
 	}
 }
 
@@ -104,58 +107,10 @@ func (b *Broker) onSubscription(m *redis.Subscription) *roomSub {
 	if !ok {
 		return nil
 	}
-	return b.rooms[room]
-}
-
-// onMessage delivers a publication or event.
-func (b *Broker) onMessage(m *redis.Message) {
-	if room, ok := strings.CutPrefix(m.Channel, b.roomChannel("")); ok {
-		if strings.HasPrefix(m.Payload, "p") {
-			b.onPublication(room, m.Payload)
-			return
-		}
-		b.onEvent(m.Payload, func(e hub.Event) {
-			if b.subscribedRoom(room) != nil {
-				b.h.HandleRoomEvent(room, e)
-			}
-		})
-		return
-	}
-	if user, ok := strings.CutPrefix(m.Channel, b.userChannel("")); ok {
-		b.onEvent(m.Payload, func(e hub.Event) {
-			if b.subscribedUser(user) {
-				b.h.HandleUserEvent(user, e)
-			}
-		})
-	}
-}
-
-// onEvent decodes an event envelope and calls deliver with b.deliverMu held.
-func (b *Broker) onEvent(payload string, deliver func(hub.Event)) {
-	e, err := decodeEvent(payload)
-	if err != nil {
-		b.malformed(payload)
-		return
-	}
-	b.deliverMu.Lock()
-	defer b.deliverMu.Unlock()
-	deliver(e)
+	return b.shardOf(room).room(room)
 }
 
 func (b *Broker) malformed(payload string) {
 	b.stats.malformed.Add(1)
 	b.log.Error().Int("len", len(payload)).Msg("malformed pub/sub message")
-}
-
-// subscribedRoom returns the room's subscription, or nil.
-func (b *Broker) subscribedRoom(room string) *roomSub {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.rooms[room]
-}
-
-func (b *Broker) subscribedUser(user string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.users[user]
 }

@@ -25,12 +25,15 @@ import (
 // resumes it still sees every seq, in order.
 func TestBacklogDrops(t *testing.T) {
 	t.Parallel()
-	const size, total = 8, 60
-	const dropped = total - 1 - size // seq 1 stalls the Handler, size are buffered
+	const size, queue, total = 8, 4, 60
+	// seq 1 stalls the Handler, queue wait in its shard's queue, one in the
+	// receive loop for room there, size in go-redis's buffer.
+	const dropped = total - 1 - queue - 1 - size
 	srv := redistest.Start(t)
 	prefix := uniquePrefix()
 	sub := newBroker(t, srv, Config{KeyPrefix: prefix})
 	sub.setChannel(size, 5*time.Millisecond)
+	sub.setShards(2, queue)
 	h := &stallingHandler{Recorder: hubtest.NewRecorder(), room: "r",
 		stalled: make(chan struct{}), resume: make(chan struct{})}
 	if err := sub.Start(context.Background(), h); err != nil {

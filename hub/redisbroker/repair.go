@@ -25,23 +25,24 @@ const resyncGrace = 2 * time.Second
 // resync waits for the room's next publication, which settles the gap as
 // above; without one within resyncGrace it delivers what history has.
 //
-// go-redis drops messages when its buffer stays full (the receive loop fell
-// far behind). A drop followed by a publication of the room is a gap as
-// above, but the last ones dropped may be followed by none: once the buffer
-// has drained, every room is resynced.
+// go-redis drops messages when its buffer stays full (a shard, and with it
+// the receive loop handing it messages, fell far behind). A drop followed by
+// a publication of the room is a gap as above, but the last ones dropped may
+// be followed by none: once the buffer has drained, every room is resynced.
 //
-// The receive loop never waits on Redis: a room that needs a read is
-// blocked, the read is made by one of at most options.repairWorkers
-// goroutines, and the publications the room receives meanwhile are held in
-// its buffer. When the read is back the loop delivers its result, then the
-// buffer, in order, as if the buffered publications were arriving only then
-// (so that one may start the next read). Other rooms are delivered all the
-// while. A buffer that grows beyond its bounds is dropped: a resync reads
-// its publications from history instead.
+// All of this is done per shard, by the shard's loop, which never waits on
+// Redis: a room that needs a read is blocked, the read is made by one of at
+// most shard.workers goroutines, and the publications the room receives
+// meanwhile are held in its buffer. When the read is back the shard
+// delivers its result, then the buffer, in order, as if the buffered
+// publications were arriving only then (so that one may start the next
+// read). Other rooms are delivered all the while. A buffer that grows beyond
+// its bounds is dropped: a resync reads its publications from history
+// instead.
 
 // roomSub is the delivery state of a subscribed room. SubscribeRoom fills it
-// in before it is in Broker.rooms; from then on only the receive loop uses
-// it, as it alone uses Broker.repairs.
+// in before it is in its shard's rooms; from then on only the shard's loop
+// uses it, as it alone uses the shard's repairs.
 type roomSub struct {
 	name  string
 	known bool   // epoch and last are known
@@ -66,14 +67,14 @@ type roomSub struct {
 	bufBytes int
 }
 
-// repairs is the receive loop's bookkeeping of reads. The workers only send
-// on done.
+// repairs is a shard loop's bookkeeping of reads. The workers only send on
+// done.
 type repairs struct {
 	resyncs  map[*roomSub]struct{} // rooms to resync, retried on the tick
 	queue    []*roomSub            // rooms whose read awaits a worker
 	running  int                   // reads in flight
-	buffered int                   // bytes held in the buffers of all rooms
-	done     chan repairResult     // capacity options.repairWorkers
+	buffered int                   // bytes held in the buffers of the shard's rooms
+	done     chan repairResult     // capacity shard.workers
 }
 
 // repairRead is a history read for a room: a resync, or, when gap is set,
@@ -93,35 +94,35 @@ type repairResult struct {
 
 // onPublication delivers a publication of a subscribed room, or holds it
 // while the room is blocked.
-func (b *Broker) onPublication(room, payload string) {
+func (s *shard) onPublication(room, payload string) {
 	p, err := decodePublication(payload)
 	if err != nil {
-		b.malformed(payload)
+		s.b.malformed(payload)
 		return
 	}
-	st := b.subscribedRoom(room)
+	st := s.room(room)
 	switch {
 	case st == nil:
 	case st.blocked:
-		b.hold(st, p)
+		s.hold(st, p)
 	default:
-		b.deliver(st, p)
+		s.deliver(st, p)
 	}
 }
 
 // deliver delivers p in order: the next seq is delivered, an old one
 // dropped, and a gap before it (or a new epoch not starting at 1) first
 // read from history, which blocks the room.
-func (b *Broker) deliver(st *roomSub, p hub.Publication) {
+func (s *shard) deliver(st *roomSub, p hub.Publication) {
 	if !st.known || (p.Epoch == st.epoch && p.Seq <= st.last+1) || (p.Epoch != st.epoch && p.Seq == 1) {
-		b.accept(st, p)
+		s.accept(st, p)
 		return
 	}
 	from := st.last + 1
 	if p.Epoch != st.epoch {
 		from = 1
 	}
-	b.startRead(st, &repairRead{
+	s.startRead(st, &repairRead{
 		q:   historyRead{mode: "range", from: seqID(from), to: seqID(p.Seq - 1), epoch: p.Epoch},
 		gap: &p,
 	})
@@ -129,197 +130,197 @@ func (b *Broker) deliver(st *roomSub, p hub.Publication) {
 
 // hold buffers p for a blocked room. A buffer beyond its bounds is dropped,
 // p with it: a resync reads them from history once the read is back.
-func (b *Broker) hold(st *roomSub, p hub.Publication) {
+func (s *shard) hold(st *roomSub, p hub.Publication) {
 	n := len(p.Frame)
-	if len(st.buf) < b.opt.repairBufferCount && st.bufBytes+n <= b.opt.repairBufferBytes &&
-		b.repairs.buffered+n <= b.opt.repairBufferTotal {
+	if len(st.buf) < s.b.opt.repairBufferCount && st.bufBytes+n <= s.b.opt.repairBufferBytes &&
+		s.repairs.buffered+n <= s.bufferTotal {
 		st.buf = append(st.buf, p)
 		st.bufBytes += n
-		b.repairs.buffered += n
+		s.repairs.buffered += n
 		return
 	}
-	b.stats.overflowed.Add(1)
+	s.b.stats.overflowed.Add(1)
 	if !st.again && !st.failed { // once per repair; an outage is logged already
-		b.log.Warn().Str("room", st.name).Int("buffered", len(st.buf)).
+		s.b.log.Warn().Str("room", st.name).Int("buffered", len(st.buf)).
 			Msg("repair buffer full: dropped; the room is resynced from history")
 	}
-	b.release(st)
+	s.release(st)
 	st.again = true
 }
 
 // release empties st's buffer.
-func (b *Broker) release(st *roomSub) {
-	b.repairs.buffered -= st.bufBytes
+func (s *shard) release(st *roomSub) {
+	s.repairs.buffered -= st.bufBytes
 	st.buf, st.bufBytes = nil, 0
 }
 
 // accept delivers p unless it was delivered already or the room was
 // unsubscribed. A publication of another epoch starts that epoch. A gap left
 // (history no longer had what was missed) is counted and logged.
-func (b *Broker) accept(st *roomSub, p hub.Publication) {
+func (s *shard) accept(st *roomSub, p hub.Publication) {
 	if st.known && p.Epoch != st.epoch {
-		b.log.Info().Str("room", st.name).Str("epoch", p.Epoch).Msg("room history restarted: new epoch")
+		s.b.log.Info().Str("room", st.name).Str("epoch", p.Epoch).Msg("room history restarted: new epoch")
 		st.epoch, st.last = p.Epoch, 0
 	}
 	if st.known && p.Seq <= st.last {
-		b.stats.duplicates.Add(1)
+		s.b.stats.duplicates.Add(1)
 		return
 	}
 	if st.known && p.Seq > st.last+1 {
-		b.stats.lost.Add(p.Seq - st.last - 1)
-		b.log.Warn().Str("room", st.name).Uint64("after", st.last).Uint64("seq", p.Seq).
+		s.b.stats.lost.Add(p.Seq - st.last - 1)
+		s.b.log.Warn().Str("room", st.name).Uint64("after", st.last).Uint64("seq", p.Seq).
 			Msg("publications lost: no longer in history")
 	}
 	st.known, st.epoch, st.last = true, p.Epoch, p.Seq
-	b.settled(st)
-	b.deliverMu.Lock()
-	defer b.deliverMu.Unlock()
-	if b.subscribedRoom(st.name) == st {
-		b.h.HandlePublication(st.name, p)
+	s.settled(st)
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	if s.room(st.name) == st {
+		s.b.h.HandlePublication(st.name, p)
 	}
 }
 
 // needResync resyncs st now, or once its read in flight is back. A room
 // whose position is unknown (SubscribeRoom could not read it) has nothing
 // to resync: its delivery starts with the first publication received.
-func (b *Broker) needResync(st *roomSub) {
+func (s *shard) needResync(st *roomSub) {
 	if !st.known {
 		return
 	}
-	b.unsettled(st)
+	s.unsettled(st)
 	if st.read != nil {
 		st.again = true
 		return
 	}
-	b.startRead(st, b.resyncRead(st))
+	s.startRead(st, s.resyncRead(st))
 }
 
 // resyncRead returns the read of everything after st's last delivery (when
 // the room's epoch changed, everything of the new one).
-func (b *Broker) resyncRead(st *roomSub) *repairRead {
+func (s *shard) resyncRead(st *roomSub) *repairRead {
 	return &repairRead{q: historyRead{mode: "resync", from: seqID(st.last + 1), epoch: st.epoch}}
 }
 
 // startRead blocks st and queues r for a worker.
-func (b *Broker) startRead(st *roomSub, r *repairRead) {
+func (s *shard) startRead(st *roomSub, r *repairRead) {
 	if r.gap == nil {
-		b.unsettled(st)
+		s.unsettled(st)
 		st.again = false // this read covers what called for another
 	}
 	st.blocked, st.read = true, r
-	b.repairs.queue = append(b.repairs.queue, st)
+	s.repairs.queue = append(s.repairs.queue, st)
 }
 
 // unsettled marks st for resync.
-func (b *Broker) unsettled(st *roomSub) {
+func (s *shard) unsettled(st *roomSub) {
 	st.resync = true
-	b.repairs.resyncs[st] = struct{}{}
+	s.repairs.resyncs[st] = struct{}{}
 }
 
 // settled clears st's resync.
-func (b *Broker) settled(st *roomSub) {
+func (s *shard) settled(st *roomSub) {
 	st.resync, st.trimmed = false, time.Time{}
-	delete(b.repairs.resyncs, st)
+	delete(s.repairs.resyncs, st)
 }
 
-// forget drops what the loop holds for st, a room no longer subscribed.
-func (b *Broker) forget(st *roomSub) {
-	b.release(st)
-	delete(b.repairs.resyncs, st)
+// forget drops what the shard holds for st, a room no longer subscribed.
+func (s *shard) forget(st *roomSub) {
+	s.release(st)
+	delete(s.repairs.resyncs, st)
 }
 
 // resyncPending starts the resyncs that failed or wait for history to be
 // settled.
-func (b *Broker) resyncPending() {
-	for st := range b.repairs.resyncs {
-		if b.subscribedRoom(st.name) != st {
-			b.forget(st)
+func (s *shard) resyncPending() {
+	for st := range s.repairs.resyncs {
+		if s.room(st.name) != st {
+			s.forget(st)
 			continue
 		}
 		if st.read == nil {
-			b.startRead(st, b.resyncRead(st))
+			s.startRead(st, s.resyncRead(st))
 		}
 	}
 }
 
 // dispatch starts queued reads while fewer than repairWorkers are running.
-func (b *Broker) dispatch(ctx context.Context) {
-	r := &b.repairs
-	for r.running < b.opt.repairWorkers && len(r.queue) > 0 {
+func (s *shard) dispatch(ctx context.Context) {
+	r := &s.repairs
+	for r.running < s.workers && len(r.queue) > 0 {
 		st := r.queue[0]
 		r.queue[0] = nil
 		r.queue = r.queue[1:]
 		if len(r.queue) == 0 {
 			r.queue = nil
 		}
-		if b.subscribedRoom(st.name) != st {
-			b.forget(st)
+		if s.room(st.name) != st {
+			s.forget(st)
 			continue
 		}
 		r.running++
 		read := st.read
-		b.wg.Add(1)
+		s.b.wg.Add(1)
 		go func() {
-			defer b.wg.Done()
-			b.runRead(ctx, st, read)
+			defer s.b.wg.Done()
+			s.runRead(ctx, st, read)
 		}()
 	}
 }
 
 // runRead is a worker: it reads history for st and hands the result to the
-// receive loop.
-func (b *Broker) runRead(ctx context.Context, st *roomSub, r *repairRead) {
-	if b.opt.beforeRead != nil {
-		b.opt.beforeRead(ctx, st.name)
+// shard's loop.
+func (s *shard) runRead(ctx context.Context, st *roomSub, r *repairRead) {
+	if s.b.opt.beforeRead != nil {
+		s.b.opt.beforeRead(ctx, st.name)
 	}
-	page, err := b.readHistory(ctx, st.name, r.q)
+	page, err := s.b.readHistory(ctx, st.name, r.q)
 	select {
-	case b.repairs.done <- repairResult{st: st, read: r, page: page, err: err}:
-	case <-b.stopped:
+	case s.repairs.done <- repairResult{st: st, read: r, page: page, err: err}:
+	case <-s.stopped:
 	}
 }
 
 // repaired delivers a read's result, then, unless another read is due, the
 // room's buffer, after which the room is live again.
-func (b *Broker) repaired(res repairResult, now time.Time) {
-	b.repairs.running--
+func (s *shard) repaired(res repairResult, now time.Time) {
+	s.repairs.running--
 	st := res.st
 	st.read = nil
-	if b.subscribedRoom(st.name) != st {
-		b.forget(st)
+	if s.room(st.name) != st {
+		s.forget(st)
 		return
 	}
 	if res.read.gap != nil {
-		b.repairGap(st, res)
+		s.repairGap(st, res)
 	} else {
-		b.resync(st, res, now)
+		s.resync(st, res, now)
 	}
 	switch {
 	case st.failed: // still blocked: the tick retries
 	case st.again:
 		st.again = false
-		b.startRead(st, b.resyncRead(st))
+		s.startRead(st, s.resyncRead(st))
 	default:
-		b.drain(st)
+		s.drain(st)
 	}
 }
 
 // repairGap delivers what was missing before a publication, then it.
-func (b *Broker) repairGap(st *roomSub, res repairResult) {
-	if !b.readDone(st, res.err) {
+func (s *shard) repairGap(st *roomSub, res repairResult) {
+	if !s.readDone(st, res.err) {
 		return // the publication is in history: the resync reads it
 	}
 	for _, q := range res.page.Publications {
-		b.stats.repaired.Add(1)
-		b.accept(st, q)
+		s.b.stats.repaired.Add(1)
+		s.accept(st, q)
 	}
-	b.accept(st, *res.read.gap)
+	s.accept(st, *res.read.gap)
 }
 
 // resync delivers everything after a room's last delivery, unless history
 // no longer reaches back to last and resyncGrace has not passed.
-func (b *Broker) resync(st *roomSub, res repairResult, now time.Time) {
-	if !b.readDone(st, res.err) {
+func (s *shard) resync(st *roomSub, res repairResult, now time.Time) {
+	if !s.readDone(st, res.err) {
 		return
 	}
 	page := res.page
@@ -339,22 +340,22 @@ func (b *Broker) resync(st *roomSub, res repairResult, now time.Time) {
 	}
 	for _, q := range pubs {
 		if q.Epoch != st.epoch || q.Seq > st.last {
-			b.stats.repaired.Add(1)
+			s.b.stats.repaired.Add(1)
 		}
-		b.accept(st, q)
+		s.accept(st, q)
 	}
-	b.settled(st)
+	s.settled(st)
 }
 
 // readDone records the outcome of a read for st and reports whether its
 // result is to be delivered. A failed read marks the room for resync.
-func (b *Broker) readDone(st *roomSub, err error) bool {
+func (s *shard) readDone(st *roomSub, err error) bool {
 	if err != nil {
 		if !st.failed { // log once per outage, not every retry
-			b.log.Warn().Err(err).Str("room", st.name).Msg("reading missed publications failed; retrying")
+			s.b.log.Warn().Err(err).Str("room", st.name).Msg("reading missed publications failed; retrying")
 		}
 		st.failed = true
-		b.unsettled(st)
+		s.unsettled(st)
 		return false
 	}
 	st.failed = false
@@ -363,17 +364,17 @@ func (b *Broker) readDone(st *roomSub, err error) bool {
 
 // drain unblocks st and delivers its buffer, in order, until a publication
 // starts another read: the rest is held again.
-func (b *Broker) drain(st *roomSub) {
+func (s *shard) drain(st *roomSub) {
 	buf := st.buf
-	b.release(st)
+	s.release(st)
 	st.blocked = false
 	for i, p := range buf {
 		if st.blocked {
 			for _, q := range buf[i:] {
-				b.hold(st, q)
+				s.hold(st, q)
 			}
 			return
 		}
-		b.deliver(st, p)
+		s.deliver(st, p)
 	}
 }

@@ -329,7 +329,8 @@ func TestConcurrentClose(t *testing.T) {
 }
 
 // gatedHandler is a Recorder whose delivery of room "gate" blocks until open
-// is closed, simulating a receive loop that fell behind.
+// is closed, simulating a shard that fell behind: the rooms of gate's shard
+// wait, those of other shards do not (see sameShard).
 type gatedHandler struct {
 	*hubtest.Recorder
 	open chan struct{}
@@ -342,9 +343,9 @@ func (h gatedHandler) HandlePublication(room string, p hub.Publication) {
 	h.Recorder.HandlePublication(room, p)
 }
 
-// TestRepairReadsOnlyTheGap: when the loop is behind, a gap is repaired by
-// reading only the missing range, not what is still buffered: history that
-// moved on meanwhile does not turn buffered publications into losses.
+// TestRepairReadsOnlyTheGap: when a shard is behind, a gap is repaired by
+// reading only the missing range, not what is still queued: history that
+// moved on meanwhile does not turn queued publications into losses.
 func TestRepairReadsOnlyTheGap(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
@@ -355,32 +356,33 @@ func TestRepairReadsOnlyTheGap(t *testing.T) {
 	}
 	t.Cleanup(func() { b.Close(context.Background()) })
 	ctx := t.Context()
-	for _, room := range []string{"gate", "r"} {
+	r := sameShard(b, "gate", "r")
+	for _, room := range []string{"gate", r} {
 		if err := b.SubscribeRoom(ctx, room); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mustPublish(t, b, "gate") // blocks the loop
-	if _, err := b.publishSilently(ctx, "r", msg(t, "r").Message); err != nil {
+	mustPublish(t, b, "gate") // blocks the shard
+	if _, err := b.publishSilently(ctx, r, msg(t, r).Message); err != nil {
 		t.Fatal(err) // seq 1, lost
 	}
 	const total = 100
 	for range total - 1 {
-		mustPublish(t, b, "r")
+		mustPublish(t, b, r)
 	}
 	close(h.open)
-	got := h.WaitPublications(t, "r", total-1)
+	got := h.WaitPublications(t, r, total-1)
 	if want := span(2, total); !slices.Equal(seqs(got), want) {
 		t.Errorf("got seqs %v, want 2..%d", seqs(got), total)
 	}
 	if s := b.Stats(); s.Lost != 1 {
-		t.Errorf("stats %+v, want 1 lost: seq 1, trimmed from history before the loop read it", s)
+		t.Errorf("stats %+v, want 1 lost: seq 1, trimmed from history before the shard read it", s)
 	}
 }
 
-// TestResyncWaitsForBuffered: when a subscription is confirmed while the
-// loop is behind and history has moved on, the resync does not count the
-// buffered publications as lost.
+// TestResyncWaitsForBuffered: when a subscription is confirmed while its
+// shard is behind and history has moved on, the resync does not count the
+// queued publications as lost.
 func TestResyncWaitsForBuffered(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
@@ -394,16 +396,17 @@ func TestResyncWaitsForBuffered(t *testing.T) {
 	if err := b.SubscribeRoom(ctx, "gate"); err != nil {
 		t.Fatal(err)
 	}
-	mustPublish(t, b, "gate") // blocks the loop
-	if err := b.SubscribeRoom(ctx, "r"); err != nil {
-		t.Fatal(err) // its confirmation waits behind the gate
+	mustPublish(t, b, "gate") // blocks the shard
+	r := sameShard(b, "gate", "r")
+	if err := b.SubscribeRoom(ctx, r); err != nil {
+		t.Fatal(err) // its resync waits behind the gate
 	}
 	const total = 50
 	for range total {
-		mustPublish(t, b, "r")
+		mustPublish(t, b, r)
 	}
 	close(h.open)
-	got := h.WaitPublications(t, "r", total)
+	got := h.WaitPublications(t, r, total)
 	if want := span(1, total); !slices.Equal(seqs(got), want) {
 		t.Errorf("got seqs %v, want 1..%d", seqs(got), total)
 	}

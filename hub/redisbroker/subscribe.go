@@ -35,23 +35,27 @@ func (b *Broker) SubscribeRoom(ctx context.Context, room string) error {
 	} else {
 		b.log.Warn().Err(err).Str("room", room).Msg("subscribe room: position unknown; delivery starts with the first publication received")
 	}
-	return b.subscribe(ctx, b.roomChannel(room), func() { b.rooms[room] = st })
+	s := b.shardOf(room)
+	return b.subscribe(ctx, b.roomChannel(room), func() { s.setRoom(room, st) })
 }
 
 // UnsubscribeRoom implements hub.Broker. Nothing of the room is delivered
 // once it returned.
 func (b *Broker) UnsubscribeRoom(ctx context.Context, room string) error {
-	return b.unsubscribe(ctx, b.roomChannel(room), func() { delete(b.rooms, room) })
+	s := b.shardOf(room)
+	return b.unsubscribe(ctx, s, b.roomChannel(room), func() { s.setRoom(room, nil) })
 }
 
 // SubscribeUser implements hub.Broker, as SubscribeRoom.
 func (b *Broker) SubscribeUser(ctx context.Context, user string) error {
-	return b.subscribe(ctx, b.userChannel(user), func() { b.users[user] = true })
+	s := b.shardOf(user)
+	return b.subscribe(ctx, b.userChannel(user), func() { s.setUser(user, true) })
 }
 
 // UnsubscribeUser implements hub.Broker, as UnsubscribeRoom.
 func (b *Broker) UnsubscribeUser(ctx context.Context, user string) error {
-	return b.unsubscribe(ctx, b.userChannel(user), func() { delete(b.users, user) })
+	s := b.shardOf(user)
+	return b.unsubscribe(ctx, s, b.userChannel(user), func() { s.setUser(user, false) })
 }
 
 // subscribe records the subscription (record runs with b.mu held), sends
@@ -82,12 +86,12 @@ func (b *Broker) subscribe(ctx context.Context, channel string, record func()) e
 	return nil
 }
 
-// unsubscribe forgets the subscription (forget runs with b.mu held), sends
-// UNSUBSCRIBE and waits for the confirmation, so that a SendUser that
-// follows does not count this node. A failed UNSUBSCRIBE needs no retry:
+// unsubscribe forgets the subscription (forget runs with b.mu held), waits
+// for a delivery of s under way, sends UNSUBSCRIBE and waits for the
+// confirmation, so that a SendUser that follows does not count this node. A failed UNSUBSCRIBE needs no retry:
 // go-redis forgot the channel, and the broken connection it was on is
 // replaced without it.
-func (b *Broker) unsubscribe(ctx context.Context, channel string, forget func()) error {
+func (b *Broker) unsubscribe(ctx context.Context, s *shard, channel string, forget func()) error {
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
 	w, err := b.begin(channel, "unsubscribe", func() {
@@ -97,8 +101,8 @@ func (b *Broker) unsubscribe(ctx context.Context, channel string, forget func())
 	if err != nil {
 		return err
 	}
-	b.deliverMu.Lock() // wait for a delivery under way
-	b.deliverMu.Unlock()
+	s.deliverMu.Lock() // wait for a delivery under way: none follows
+	s.deliverMu.Unlock()
 	err = b.ps.Unsubscribe(psContext(ctx), channel)
 	b.subMu.Unlock()
 	if err != nil {
