@@ -100,7 +100,9 @@ type HistoryPage struct {
 }
 
 // Handler receives what a Broker delivers. The hub implements it. Its methods
-// never block on a client and never call back into the Broker.
+// never block on a client and never call back into the Broker. A Broker may
+// call them from several goroutines at once, but for one room (or one user)
+// from one at a time, in order.
 type Handler interface {
 	// HandlePublication delivers a room message. Per room, publications come
 	// in seq order without gaps or duplicates within an epoch.
