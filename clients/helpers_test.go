@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -177,6 +178,25 @@ func (c *client) expect(want ...string) {
 		if g, w := norm(c.t, got), norm(c.t, []byte(w)); g != w {
 			c.t.Fatalf("%s: frame %d:\n got %s\nwant %s", c.name, i, clip(g), clip(w))
 		}
+	}
+}
+
+// expectAnyOrder reads one frame per want and compares them as JSON, after
+// norm, in any order: a sender's own copy of its message and its ack come
+// in either order (docs/protocol.md), as may a DM's echo and its ack.
+func (c *client) expectAnyOrder(want ...string) {
+	c.t.Helper()
+	got := make([]string, len(want))
+	for i := range want {
+		got[i] = norm(c.t, c.next())
+	}
+	for i, w := range want {
+		want[i] = norm(c.t, []byte(w))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		c.t.Fatalf("%s: got\n%s\nwant, in any order,\n%s", c.name, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

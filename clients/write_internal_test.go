@@ -28,6 +28,7 @@ func TestWriteBuffersShrink(t *testing.T) {
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { b.Close(context.Background()) }) // stops its delivery goroutines
 	srv := NewServer(h, Config{})
 	started, ended := make(chan *Session, 1), make(chan struct{})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -46,6 +46,7 @@ func Example() {
 	if err := h.Start(ctx); err != nil {
 		panic(err)
 	}
+	defer b.Close(ctx)
 	alice := logSession{"s1", "alice", new(strings.Builder)}
 	bob := logSession{"s2", "bob", new(strings.Builder)}
 	for _, s := range []logSession{alice, bob} {
@@ -55,12 +56,17 @@ func Example() {
 		if err := h.Join(ctx, s, hub.JoinRequest{Room: "lobby"}); err != nil {
 			panic(err)
 		}
+		// The broker delivers from goroutines of its own: wait for each
+		// step's frames, so that the output is the same every time.
+		b.Flush(ctx)
 	}
 	pos, err := h.Send(ctx, bob, "lobby", json.RawMessage(`{"text": "hi"}`), nil)
 	if err != nil {
 		panic(err)
 	}
+	b.Flush(ctx)
 	h.Disconnect(bob)
+	b.Flush(ctx)
 	h.Disconnect(alice)
 
 	fmt.Print(alice.lines.String() + bob.lines.String())

@@ -21,6 +21,7 @@ import (
 type recSession struct {
 	id, user string
 	h        *hub.Hub  // set by connect
+	flush    func()    // set by connect: waits for the broker's deliveries
 	once     sync.Once // disconnects from h exactly once
 	// manual, set before the session can be closed, makes Close only
 	// record: the test disconnects the session itself, as it must when a
@@ -65,25 +66,39 @@ func (s *recSession) disconnect() {
 	s.once.Do(func() { s.h.Disconnect(s) })
 }
 
-// closeCode returns the code of the first Close, or 0.
+// settle waits until the broker delivered what was published before the
+// call, when the session was connected through a testHub.
+func (s *recSession) settle() {
+	if s.flush != nil {
+		s.flush()
+	}
+}
+
+// closeCode returns the code of the first Close, or 0, once what was
+// published before the call was delivered.
 func (s *recSession) closeCode() int {
+	s.settle()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.code
 }
 
-// all returns every frame received, decoded.
+// all returns every frame received, decoded, once what was published
+// before the call was delivered.
 func (s *recSession) all(t testing.TB) []frame {
 	t.Helper()
+	s.settle()
 	s.mu.Lock()
 	raw := append([][]byte(nil), s.frames...)
 	s.mu.Unlock()
 	return decodeAll(t, raw)
 }
 
-// take returns the frames received since the last take, described.
+// take returns the frames received since the last take, described, once
+// what was published before the call was delivered.
 func (s *recSession) take(t testing.TB) string {
 	t.Helper()
+	s.settle()
 	s.mu.Lock()
 	raw := s.frames[s.next:]
 	s.next = len(s.frames)
@@ -156,16 +171,22 @@ type testHub struct {
 	*hub.Hub
 	t testing.TB
 	n int // sessions connected so far
+	// flush waits until the broker delivered what was published before
+	// the call: the memory broker delivers from goroutines of its own.
+	flush func()
 }
 
 // newHub returns a started hub whose logs go to t. Every session connected
-// through it is disconnected when the test ends.
+// through it is disconnected, then the broker closed, when the test ends.
 func newHub(t testing.TB, mcfg memorybroker.Config, cfg hub.Config) *testHub {
 	t.Helper()
 	b := memorybroker.New(mcfg)
 	return newHubWith(t, b, memorybroker.NewPresence(b), cfg)
 }
 
+// newHubWith returns a started hub over b and p, as newHub does. When b
+// wraps the memory broker, the caller sets the testHub's flush to the
+// memory broker's before connecting sessions.
 func newHubWith(t testing.TB, b hub.Broker, p hub.Presence, cfg hub.Config) *testHub {
 	t.Helper()
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
@@ -173,14 +194,15 @@ func newHubWith(t testing.TB, b hub.Broker, p hub.Presence, cfg hub.Config) *tes
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return &testHub{Hub: h, t: t}
+	t.Cleanup(func() { closeBroker(t, b) }) // after the sessions' cleanups
+	return &testHub{Hub: h, t: t, flush: func() { flushBroker(t, b) }}
 }
 
 // connect connects a new session of user.
 func (h *testHub) connect(user string) *recSession {
 	h.t.Helper()
 	h.n++
-	s := &recSession{id: fmt.Sprintf("%s-%d", user, h.n), user: user, h: h.Hub}
+	s := &recSession{id: fmt.Sprintf("%s-%d", user, h.n), user: user, h: h.Hub, flush: h.flush}
 	if err := h.Connect(context.Background(), s); err != nil {
 		h.t.Fatalf("connect %s: %v", user, err)
 	}
@@ -188,12 +210,16 @@ func (h *testHub) connect(user string) *recSession {
 	return s
 }
 
-// join joins s to room and fails the test on error.
+// join joins s to room and fails the test on error. It returns once the
+// join's member_joined was delivered: a broker whose delivery lags (as the
+// memory broker's does) could otherwise show it to a session that joins
+// next, whose joined answer already lists s's user.
 func (h *testHub) join(s *recSession, room string) {
 	h.t.Helper()
 	if err := h.Join(context.Background(), s, hub.JoinRequest{Room: room}); err != nil {
 		h.t.Fatalf("%s joins %s: %v", s.user, room, err)
 	}
+	h.flush()
 }
 
 // send sends data to room from s and returns the seq.

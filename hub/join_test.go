@@ -168,7 +168,9 @@ func newGatedHub(t testing.TB, cfg hub.Config) (*testHub, *gatedBroker, *gatedPr
 	mem := memorybroker.New(memorybroker.Config{})
 	b := &gatedBroker{Broker: mem}
 	p := &gatedPresence{Presence: memorybroker.NewPresence(b)}
-	return newHubWith(t, b, p, cfg), b, p
+	h := newHubWith(t, b, p, cfg)
+	h.flush = func() { flushBroker(t, mem) }
+	return h, b, p
 }
 
 // TestJoinHoldsLive checks the join against messages published while it is
@@ -237,6 +239,7 @@ func TestJoinBacklog(t *testing.T) {
 		t.Fatalf("closed with %d while within the buffer", got)
 	}
 	h.send(bob, "lobby", `"m"`)
+	h.flush() // the fourth is held too, beyond the buffer
 	close(broker.release)
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -66,9 +66,17 @@ func startNode(t *testing.T, newBroker NewBroker) *node {
 // in the order they were published when nothing is lost and no room waits
 // for a history read: the Redis broker holds a room's publications back
 // while it resyncs the room just after subscribing. So a test first waits
-// for what it expects, and settles only to see that nothing more comes.
+// for what it expects, and settles only to see that nothing more comes. A
+// broker that delivers rooms and users from several goroutines, so in no
+// order across them (the memory broker), has a Flush method that waits for
+// what it queued: settle calls it.
 func (n *node) settle(t *testing.T) {
 	t.Helper()
+	if f, ok := n.b.(interface{ Flush(context.Context) error }); ok {
+		if err := f.Flush(t.Context()); err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+	}
 	p := n.publish(t, n.fence, "fence")
 	n.rec.Wait(t, "the fence publication", func() bool {
 		for _, q := range n.rec.Publications(n.fence) {

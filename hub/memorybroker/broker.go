@@ -2,6 +2,10 @@ package memorybroker
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"runtime"
 	"sync"
 	"time"
 
@@ -22,33 +26,65 @@ type Config struct {
 	// IdempotencyTTL is how long idempotency keys are remembered. Default
 	// hub.DefaultIdempotencyTTL.
 	IdempotencyTTL time.Duration
+	// Workers is the number of delivery goroutines; each room and each
+	// user is delivered by one of them. Default GOMAXPROCS.
+	Workers int
+	// QueueSize is how many deliveries (publications and events) each
+	// delivery goroutine may have waiting; a publisher that finds its
+	// room's queue full waits for room on it. Default 1024.
+	QueueSize int
 }
 
-// Broker is the single-node Broker: publications and events are
-// delivered synchronously to the hub.Handler, history is a ring per room.
+// Broker is the single-node Broker: history is a ring per room, and
+// publications and events are handed to the hub.Handler by a few delivery
+// goroutines (see Config.Workers), so that Publish returns without waiting
+// for a room's fan-out. Per room, publications and events are delivered in
+// the order they were published; per user, events likewise.
+//
+// Close stops the delivery goroutines and drops what is still queued: by
+// then the hub has closed its sessions. After Close, Publish still stores
+// the message and returns, and nothing is delivered.
 type Broker struct {
 	cfg  Config
 	idem idempotency
 
+	seed     maphash.Seed
+	workers  []worker
+	h        hub.Handler // set by Start, before the workers start
+	started  bool        // guarded by mu
+	stop     chan struct{}
+	stopOnce sync.Once
+	stopCtx  func() bool // stops Start's context.AfterFunc
+	wg       sync.WaitGroup
+
 	mu      sync.Mutex
-	h       hub.Handler
 	streams map[string]*memStream
-	users   map[string]bool
-	ops     int // publishes and history reads since the last sweep
+	users   map[string]uint64 // subscribed users → subscription generation
+	userGen uint64            // the last generation given to a user's subscription
+	ops     int               // publishes and history reads since the last sweep
 }
 
 var _ hub.Broker = (*Broker)(nil)
 
-// memStream is one room's history and subscription state. mu is held while a
-// publication is delivered, so that deliveries of a room are in seq order.
+// memStream is one room's history and subscription state. mu is held while
+// a seq is assigned and the publication queued for delivery, so that the
+// room's deliveries are queued in seq order.
 type memStream struct {
 	mu         sync.Mutex
+	worker     *worker // delivers the room
 	subscribed bool
-	seq        uint64
-	epoch      string
-	ring       []hub.Publication // oldest first, at most HistorySize
-	bytes      int               // summed frame sizes of ring, at most HistoryMaxBytes but for the newest
-	last       time.Time         // last publish
+	// gen counts the changes of subscribed: a delivery queued under one
+	// subscription is dropped once it ended. It is written with both mu
+	// and deliverMu held.
+	gen uint64
+	// deliverMu is held while the room's deliveries are handed to the
+	// Handler, and while subscribed changes.
+	deliverMu sync.Mutex
+	seq       uint64
+	epoch     string
+	ring      []hub.Publication // oldest first, at most HistorySize
+	bytes     int               // summed frame sizes of ring, at most HistoryMaxBytes but for the newest
+	last      time.Time         // last publish
 }
 
 // New returns a Broker.
@@ -65,19 +101,40 @@ func New(cfg Config) *Broker {
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = hub.DefaultIdempotencyTTL
 	}
-	return &Broker{
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 1024
+	}
+	b := &Broker{
 		cfg:     cfg,
 		idem:    idempotency{ttl: cfg.IdempotencyTTL},
+		seed:    maphash.MakeSeed(),
+		workers: make([]worker, cfg.Workers),
+		stop:    make(chan struct{}),
 		streams: make(map[string]*memStream),
-		users:   make(map[string]bool),
+		users:   make(map[string]uint64),
 	}
+	for i := range b.workers {
+		b.workers[i].queue = make(chan delivery, cfg.QueueSize)
+	}
+	return b
 }
 
-// Start implements Broker.
+// errStarted is returned by a second Start.
+var errStarted = errors.New("memorybroker: already started")
+
+// Start implements Broker: it starts the delivery goroutines, which deliver
+// to h until Close is called or ctx is done.
 func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
 	b.mu.Lock()
-	b.h = h
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	if b.started {
+		return fmt.Errorf("start: %w", errStarted)
+	}
+	b.started = true
+	b.startWorkers(ctx, h)
 	return nil
 }
 
@@ -88,7 +145,7 @@ func (b *Broker) stream(room string) *memStream {
 	defer b.mu.Unlock()
 	s := b.streams[room]
 	if s == nil {
-		s = &memStream{epoch: hub.NewEpoch(), last: time.Now()}
+		s = &memStream{worker: b.workerFor(room), epoch: hub.NewEpoch(), last: time.Now()}
 		b.streams[room] = s
 	}
 	return s
@@ -131,7 +188,7 @@ func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest)
 		p = hub.Publication{Seq: s.seq, Epoch: s.epoch, Frame: r.Message.Frame(s.seq)}
 		b.appendLocked(s, p)
 		if s.subscribed {
-			b.handler().HandlePublication(room, p)
+			b.enqueue(s.worker, delivery{kind: deliverPublication, gen: s.gen, stream: s, name: room, pub: p})
 		}
 		b.maybeSweep(now)
 		return hub.Position{Seq: p.Seq, Epoch: p.Epoch}, true, nil
@@ -157,12 +214,6 @@ func (b *Broker) appendLocked(s *memStream, p hub.Publication) {
 		clear(s.ring[n:])
 		s.ring = s.ring[:n]
 	}
-}
-
-func (b *Broker) handler() hub.Handler {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.h
 }
 
 // emptyIdle is how long a stream with no message and no subscriber (a room
@@ -242,7 +293,7 @@ func (b *Broker) BroadcastRoom(ctx context.Context, room string, e hub.Event) er
 	s := b.lockStream(room)
 	defer s.mu.Unlock()
 	if s.subscribed {
-		b.handler().HandleRoomEvent(room, e)
+		b.enqueue(s.worker, delivery{kind: deliverRoomEvent, gen: s.gen, stream: s, name: room, event: e})
 	}
 	return nil
 }
@@ -252,10 +303,10 @@ func (b *Broker) SendUser(ctx context.Context, user string, e hub.Event, idempot
 	delivered := false
 	_, dup, err := b.idem.do(ctx, idempotencyKey, func() (hub.Position, bool, error) {
 		b.mu.Lock()
-		online, h := b.users[user], b.h
+		gen := b.users[user]
 		b.mu.Unlock()
-		if online {
-			h.HandleUserEvent(user, e)
+		if gen != 0 {
+			b.enqueue(b.workerFor(user), delivery{kind: deliverUserEvent, gen: gen, name: user, event: e})
 			delivered = true
 		}
 		return hub.Position{}, delivered, nil
@@ -269,36 +320,80 @@ func (b *Broker) SubscribeRoom(ctx context.Context, room string) error {
 	return nil
 }
 
-// UnsubscribeRoom implements Broker.
+// UnsubscribeRoom implements Broker. Once it returned, nothing of the room
+// is delivered, not even what was queued before.
 func (b *Broker) UnsubscribeRoom(ctx context.Context, room string) error {
 	b.setRoom(room, false)
 	return nil
 }
 
+// setRoom starts or ends the room's subscription, waiting for a delivery of
+// the room in progress.
 func (b *Broker) setRoom(room string, on bool) {
 	s := b.lockStream(room)
+	defer s.mu.Unlock()
+	if s.subscribed == on {
+		return
+	}
+	s.deliverMu.Lock()
 	s.subscribed = on
-	s.mu.Unlock()
+	s.gen++
+	s.deliverMu.Unlock()
 }
 
 // SubscribeUser implements Broker.
 func (b *Broker) SubscribeUser(ctx context.Context, user string) error {
-	b.mu.Lock()
-	b.users[user] = true
-	b.mu.Unlock()
+	b.setUser(user, true)
 	return nil
 }
 
-// UnsubscribeUser implements Broker.
+// UnsubscribeUser implements Broker. Once it returned, nothing is delivered
+// to the user, not even what was queued before.
 func (b *Broker) UnsubscribeUser(ctx context.Context, user string) error {
-	b.mu.Lock()
-	delete(b.users, user)
-	b.mu.Unlock()
+	b.setUser(user, false)
 	return nil
+}
+
+// setUser starts or ends the user's subscription, waiting for a delivery to
+// the user in progress.
+func (b *Broker) setUser(user string, on bool) {
+	w := b.workerFor(user)
+	w.userMu.Lock()
+	defer w.userMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case on && b.users[user] == 0:
+		b.userGen++
+		b.users[user] = b.userGen
+	case !on:
+		delete(b.users, user)
+	}
 }
 
 // Ready implements Broker: memory is always ready.
 func (b *Broker) Ready(ctx context.Context) error { return nil }
 
-// Close implements Broker.
-func (b *Broker) Close(ctx context.Context) error { return nil }
+// Close implements Broker: it stops the delivery goroutines, dropping the
+// deliveries still queued, and waits for them to exit or for ctx. It may be
+// called more than once.
+func (b *Broker) Close(ctx context.Context) error {
+	b.mu.Lock()
+	stopCtx := b.stopCtx
+	b.mu.Unlock()
+	if stopCtx != nil {
+		stopCtx()
+	}
+	b.stopWorkers()
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close: %w", ctx.Err())
+	}
+}

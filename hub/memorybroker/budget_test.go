@@ -17,10 +17,7 @@ import (
 func TestMemoryBrokerReadsKeepNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := memorybroker.New(memorybroker.Config{})
-	if err := b.Start(ctx, nopHandler{}); err != nil {
-		t.Fatal(err)
-	}
+	b := startBroker(t, memorybroker.Config{}, nopHandler{})
 	for i := range 200 {
 		for _, q := range []hub.HistoryQuery{{}, {Limit: 10}, {HasSince: true, Epoch: "x"}} {
 			if _, err := b.History(ctx, fmt.Sprint("unused-", i), q); err != nil {
@@ -38,10 +35,7 @@ func TestMemoryBrokerReadsKeepNothing(t *testing.T) {
 func TestMemoryBrokerHistoryBytes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := memorybroker.New(memorybroker.Config{HistoryMaxBytes: 4096})
-	if err := b.Start(ctx, nopHandler{}); err != nil {
-		t.Fatal(err)
-	}
+	b := startBroker(t, memorybroker.Config{HistoryMaxBytes: 4096}, nopHandler{})
 	publish := func(size int) {
 		t.Helper()
 		msg, err := protocol.NewMessage("r", "alice", []byte(`"`+strings.Repeat("x", size)+`"`), 0)
@@ -78,10 +72,7 @@ func TestMemoryBrokerHistoryBytes(t *testing.T) {
 func TestMemoryBrokerHistoryReadsWithinBudget(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := memorybroker.New(memorybroker.Config{})
-	if err := b.Start(ctx, nopHandler{}); err != nil {
-		t.Fatal(err)
-	}
+	b := startBroker(t, memorybroker.Config{}, nopHandler{})
 	var size int
 	for range 10 {
 		msg, _ := protocol.NewMessage("r", "alice", []byte(`"`+strings.Repeat("x", 100)+`"`), 0)

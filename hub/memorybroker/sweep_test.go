@@ -17,10 +17,7 @@ import (
 func TestMemoryBrokerForgetsIdleRooms(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := memorybroker.New(memorybroker.Config{HistoryTTL: time.Millisecond})
-	if err := b.Start(ctx, nopHandler{}); err != nil {
-		t.Fatal(err)
-	}
+	b := startBroker(t, memorybroker.Config{HistoryTTL: time.Millisecond}, nopHandler{})
 	if err := b.SubscribeRoom(ctx, "kept"); err != nil {
 		t.Fatal(err)
 	}
