@@ -50,7 +50,7 @@ func TestRefreshNarrowsRooms(t *testing.T) {
 	}
 	bob.send(`{"type":"join","room":"b"}`)
 	bob.next()
-	alice.expect(`{"type":"member_joined","room":"b","user":"bob"}`)
+	alice.expect(`{"type":"member_joined","room":"b","user":"bob","member_count":2}`)
 
 	alice.send(`{"type":"refresh","token":"bob","id":"r0"}`)
 	alice.expect(`{"type":"error","id":"r0","code":"forbidden","message":"M"}`)
@@ -66,7 +66,7 @@ func TestRefreshNarrowsRooms(t *testing.T) {
 		}
 	}
 	alice.expect(fmt.Sprintf(`{"type":"refreshed","id":"r1","exp":%d}`, exp.Add(time.Hour).Unix()))
-	bob.expect(`{"type":"member_left","room":"b","user":"alice"}`)
+	bob.expect(`{"type":"member_left","room":"b","user":"alice","member_count":1}`)
 
 	alice.send(`{"type":"send","room":"b","data":1,"id":"s"}`)
 	alice.expect(`{"type":"error","id":"s","code":"not_member","message":"M"}`)

@@ -25,10 +25,10 @@ func TestTwoUsers(t *testing.T) {
 	bob := srv.dial("bob")
 
 	alice.send(`{"type":"join","room":"lobby","id":"j1"}`)
-	alice.expect(`{"type":"joined","id":"j1","room":"lobby","members":["alice"],"seq":0,"epoch":"E"}`)
+	alice.expect(`{"type":"joined","id":"j1","room":"lobby","members":["alice"],"member_count":1,"seq":0,"epoch":"E"}`)
 	bob.send(`{"type":"join","room":"lobby","id":2}`)
-	bob.expect(`{"type":"joined","id":2,"room":"lobby","members":["alice","bob"],"seq":0,"epoch":"E"}`)
-	alice.expect(`{"type":"member_joined","room":"lobby","user":"bob"}`)
+	bob.expect(`{"type":"joined","id":2,"room":"lobby","members":["alice","bob"],"member_count":2,"seq":0,"epoch":"E"}`)
+	alice.expect(`{"type":"member_joined","room":"lobby","user":"bob","member_count":2}`)
 
 	// Every member gets the message, the sender too, who also gets an ack.
 	alice.send(`{"type":"send","room":"lobby","data":{"text": "hi bob"},"id":"m1"}`)
@@ -56,7 +56,7 @@ func TestTwoUsers(t *testing.T) {
 	bob.expect(`{"type":"dm","from":"alice","to":"bob","data":{"secret":1},"ts":"TS"}`)
 
 	bob.send(`{"type":"presence","room":"lobby","id":"p"}`)
-	bob.expect(`{"type":"presence","id":"p","room":"lobby","members":["alice","bob"]}`)
+	bob.expect(`{"type":"presence","id":"p","room":"lobby","members":["alice","bob"],"member_count":2}`)
 	bob.send(`{"type":"history","room":"lobby","limit":10,"id":"h"}`)
 	bob.expect(`{"type":"history","id":"h","room":"lobby","epoch":"E","messages":[
 		{"type":"message","room":"lobby","seq":1,"from":"alice","data":{"text":"hi bob"},"ts":"TS"},
@@ -69,7 +69,7 @@ func TestTwoUsers(t *testing.T) {
 
 	bob.send(`{"type":"leave","room":"lobby","id":"l"}`)
 	bob.expect(`{"type":"left","id":"l","room":"lobby"}`)
-	alice.expect(`{"type":"member_left","room":"lobby","user":"bob"}`)
+	alice.expect(`{"type":"member_left","room":"lobby","user":"bob","member_count":1}`)
 	alice.send(`{"type":"send","room":"lobby","data":1}`)
 	alice.expect(`{"type":"message","room":"lobby","seq":3,"from":"alice","data":1,"ts":"TS"}`)
 	bob.quiet()
@@ -86,9 +86,9 @@ func TestTwoUsers(t *testing.T) {
 	// A disconnect is announced like a leave.
 	bob.send(`{"type":"join","room":"lobby"}`)
 	bob.next()
-	alice.expect(`{"type":"member_joined","room":"lobby","user":"bob"}`)
+	alice.expect(`{"type":"member_joined","room":"lobby","user":"bob","member_count":2}`)
 	bob.conn.Close(websocket.StatusNormalClosure, "")
-	alice.expect(`{"type":"member_left","room":"lobby","user":"bob"}`)
+	alice.expect(`{"type":"member_left","room":"lobby","user":"bob","member_count":1}`)
 	alice.quiet()
 }
 
@@ -99,17 +99,17 @@ func TestThreeUsers(t *testing.T) {
 	bob2 := srv.dial("bob") // bob's second tab
 
 	alice.send(`{"type":"join","room":"r"}`)
-	alice.expect(`{"type":"joined","room":"r","members":["alice"],"seq":0,"epoch":"E"}`)
+	alice.expect(`{"type":"joined","room":"r","members":["alice"],"member_count":1,"seq":0,"epoch":"E"}`)
 	bob.send(`{"type":"join","room":"r"}`)
-	bob.expect(`{"type":"joined","room":"r","members":["alice","bob"],"seq":0,"epoch":"E"}`)
-	alice.expect(`{"type":"member_joined","room":"r","user":"bob"}`)
+	bob.expect(`{"type":"joined","room":"r","members":["alice","bob"],"member_count":2,"seq":0,"epoch":"E"}`)
+	alice.expect(`{"type":"member_joined","room":"r","user":"bob","member_count":2}`)
 	carol.send(`{"type":"join","room":"r"}`)
-	carol.expect(`{"type":"joined","room":"r","members":["alice","bob","carol"],"seq":0,"epoch":"E"}`)
-	alice.expect(`{"type":"member_joined","room":"r","user":"carol"}`)
-	bob.expect(`{"type":"member_joined","room":"r","user":"carol"}`)
+	carol.expect(`{"type":"joined","room":"r","members":["alice","bob","carol"],"member_count":3,"seq":0,"epoch":"E"}`)
+	alice.expect(`{"type":"member_joined","room":"r","user":"carol","member_count":3}`)
+	bob.expect(`{"type":"member_joined","room":"r","user":"carol","member_count":3}`)
 	// bob's second tab is not news to anyone.
 	bob2.send(`{"type":"join","room":"r"}`)
-	bob2.expect(`{"type":"joined","room":"r","members":["alice","bob","carol"],"seq":0,"epoch":"E"}`)
+	bob2.expect(`{"type":"joined","room":"r","members":["alice","bob","carol"],"member_count":3,"seq":0,"epoch":"E"}`)
 
 	for i, c := range []*client{alice, bob, carol} {
 		c.send(`{"type":"send","room":"r","data":"from ` + c.name + `"}`)
@@ -137,12 +137,12 @@ func TestThreeUsers(t *testing.T) {
 	// member_left only when bob's last tab goes.
 	bob.conn.Close(websocket.StatusNormalClosure, "")
 	bob2.send(`{"type":"presence","room":"r"}`)
-	bob2.expect(`{"type":"presence","room":"r","members":["alice","bob","carol"]}`)
+	bob2.expect(`{"type":"presence","room":"r","members":["alice","bob","carol"],"member_count":3}`)
 	alice.quiet()
 	bob2.send(`{"type":"leave","room":"r"}`)
 	bob2.expect(`{"type":"left","room":"r"}`)
-	alice.expect(`{"type":"member_left","room":"r","user":"bob"}`)
-	carol.expect(`{"type":"member_left","room":"r","user":"bob"}`)
+	alice.expect(`{"type":"member_left","room":"r","user":"bob","member_count":2}`)
+	carol.expect(`{"type":"member_left","room":"r","user":"bob","member_count":2}`)
 	for _, c := range []*client{alice, bob2, carol} {
 		c.quiet()
 	}
@@ -166,7 +166,7 @@ func TestJoinRecovery(t *testing.T) {
 		bob.next()
 	}
 	bob.conn.Close(websocket.StatusNormalClosure, "")
-	alice.expect(`{"type":"member_left","room":"r","user":"bob"}`)
+	alice.expect(`{"type":"member_left","room":"r","user":"bob","member_count":1}`)
 	for range 2 {
 		alice.send(`{"type":"send","room":"r","data":"y"}`)
 		alice.next()
@@ -175,7 +175,7 @@ func TestJoinRecovery(t *testing.T) {
 	bob = srv.dial("bob")
 	bob.send(`{"type":"join","room":"r","since":4,"epoch":"` + epoch + `","id":1}`)
 	bob.expect(
-		`{"type":"joined","id":1,"room":"r","members":["alice","bob"],"seq":6,"epoch":"E","recovered":true}`,
+		`{"type":"joined","id":1,"room":"r","members":["alice","bob"],"member_count":2,"seq":6,"epoch":"E","recovered":true}`,
 		`{"type":"message","room":"r","seq":5,"from":"alice","data":"y","ts":"TS"}`,
 		`{"type":"message","room":"r","seq":6,"from":"alice","data":"y","ts":"TS"}`,
 	)
@@ -184,11 +184,11 @@ func TestJoinRecovery(t *testing.T) {
 	// Too far back for a ring of 5 (2-6), or another epoch: not recovered.
 	carol := srv.dial("carol")
 	carol.send(`{"type":"join","room":"r","since":0,"epoch":"` + epoch + `"}`)
-	carol.expect(`{"type":"joined","room":"r","members":["alice","bob","carol"],"seq":6,"epoch":"E","recovered":false}`)
+	carol.expect(`{"type":"joined","room":"r","members":["alice","bob","carol"],"member_count":3,"seq":6,"epoch":"E","recovered":false}`)
 	dave := srv.dial("dave")
 	dave.send(`{"type":"join","room":"r","since":6,"epoch":"nope"}`)
-	dave.expect(`{"type":"joined","room":"r","members":["alice","bob","carol","dave"],"seq":6,"epoch":"E","recovered":false}`)
-	carol.expect(`{"type":"member_joined","room":"r","user":"dave"}`)
+	dave.expect(`{"type":"joined","room":"r","members":["alice","bob","carol","dave"],"member_count":4,"seq":6,"epoch":"E","recovered":false}`)
+	carol.expect(`{"type":"member_joined","room":"r","user":"dave","member_count":4}`)
 	carol.quiet()
 	dave.quiet()
 }

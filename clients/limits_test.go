@@ -70,7 +70,7 @@ func joinSlowThenFast(t testing.TB, srv *server) (slow, fast *client) {
 	}
 	fast = srv.dial("fast")
 	fast.send(`{"type":"join","room":"r"}`)
-	fast.expect(`{"type":"joined","room":"r","members":["fast","slow"],"seq":0,"epoch":"E"}`)
+	fast.expect(`{"type":"joined","room":"r","members":["fast","slow"],"member_count":2,"seq":0,"epoch":"E"}`)
 	return slow, fast
 }
 
@@ -111,7 +111,7 @@ func TestSlowReader(t *testing.T) {
 	if got := len(frames) - len(want); got >= n {
 		t.Errorf("slow client got all %d messages: the test did not overflow its queue", got)
 	}
-	fast.expect(`{"type":"member_left","room":"r","user":"slow"}`)
+	fast.expect(`{"type":"member_left","room":"r","user":"slow","member_count":1}`)
 	fast.quiet()
 }
 
@@ -273,7 +273,7 @@ func TestWithinLimitsNoOverflow(t *testing.T) {
 	alice := srv.dial("alice")
 	alice.send(`{"type":"join","room":"r"}`)
 	alice.next()
-	bob.expect(`{"type":"member_joined","room":"r","user":"alice"}`)
+	bob.expect(`{"type":"member_joined","room":"r","user":"alice","member_count":2}`)
 	received, sender := collectAt(bob, 1<<20), collect(alice)
 
 	data := strings.Repeat("<>&", 21600) // a frame of just under 64 KiB

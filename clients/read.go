@@ -128,11 +128,18 @@ func (s *Session) presence(ctx context.Context, req protocol.Request) error {
 	if err := s.mayRead(req.Room); err != nil {
 		return err
 	}
-	members, err := s.srv.hub.Members(ctx, req.Room)
+	page, err := s.srv.hub.MemberPage(ctx, req.Room, req.After, req.Limit)
 	if err != nil {
 		return err
 	}
-	s.Enqueue(protocol.Encode(protocol.Presence{Type: protocol.TypePresence, ID: req.ID, Room: req.Room, Members: members}))
+	answer := protocol.Presence{
+		Type: protocol.TypePresence, ID: req.ID, Room: req.Room,
+		Members: page.Users, MemberCount: page.Count,
+	}
+	if page.More && len(page.Users) > 0 {
+		answer.MembersNext = page.Users[len(page.Users)-1]
+	}
+	s.Enqueue(protocol.Encode(answer))
 	return nil
 }
 

@@ -41,18 +41,18 @@ func TestWscat(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	alice.expect(`{"type":"member_joined","room":"lobby","user":"bob"}`)
+	alice.expect(`{"type":"member_joined","room":"lobby","user":"bob","member_count":2}`)
 	alice.send(`{"type":"send","room":"lobby","data":{"text":"hi wscat"}}`)
 	alice.next()
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("wscat: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
 	}
-	alice.expect(`{"type":"member_left","room":"lobby","user":"bob"}`)
+	alice.expect(`{"type":"member_left","room":"lobby","user":"bob","member_count":1}`)
 
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	want := []string{
 		`{"type":"welcome","session":"S","user":"bob","node":"test-node","protocol":1}`,
-		`{"type":"joined","room":"lobby","members":["alice","bob"],"seq":0,"epoch":"E"}`,
+		`{"type":"joined","room":"lobby","members":["alice","bob"],"member_count":2,"seq":0,"epoch":"E"}`,
 		`{"type":"message","room":"lobby","seq":1,"from":"alice","data":{"text":"hi wscat"},"ts":"TS"}`,
 	}
 	if len(lines) != len(want) {

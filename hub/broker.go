@@ -161,11 +161,18 @@ type Broker interface {
 // refreshing them.
 //
 // Presence, not the hub, sends member_joined and member_left (excluding the
-// user's own sessions), atomically with the change that causes them, so that
-// every node sees a room's member events in the order of its presence
-// changes: a client that applies joined.members and then the events ends
-// with the same set as Members. An entry that expires (its node crashed) is
-// announced as member_left exactly once, by whichever node notices it.
+// user's own sessions, built with MemberChange), atomically with the change
+// that causes them, so that every node sees a room's member events in the
+// order of its presence changes: a client that applies joined.members (and
+// the further pages of Members) and then the events ends with the same set
+// as Members. An entry that expires (its node crashed) is announced as
+// member_left exactly once, by whichever node notices it. A change is
+// announced only while protocol.Announced says so: in rooms of more than
+// protocol.MemberEventsMax members nobody is told of each join, so that a
+// storm of N joins costs O(N) frames, not O(N²).
+//
+// Add, Remove and Members cost O(log N) in the room's members (Members
+// plus the page it returns).
 type Presence interface {
 	// Add records user in room for this node and reports whether the user
 	// was in the room on no node before; then it announces member_joined.
@@ -176,8 +183,28 @@ type Presence interface {
 	// succeeds or the user is added again, so the announcement is late,
 	// never lost.
 	Remove(ctx context.Context, room, user string) (last bool, err error)
-	// Members returns the users in room on any node, sorted.
-	Members(ctx context.Context, room string) ([]string, error)
+	// Members returns a page of the users in room on any node: up to limit
+	// (at least 1) of them, sorted, after the user after ("" for the first
+	// page), read together with the room's member count.
+	Members(ctx context.Context, room, after string, limit int) (MemberPage, error)
+}
+
+// MemberPage is a page of a room's members.
+type MemberPage struct {
+	// Users are the members in the page, sorted by name.
+	Users []string
+	// Count is the number of members of the room.
+	Count int
+	// More reports that members follow the last of Users.
+	More bool
+}
+
+// MemberChange returns the member_joined or member_left event of user in
+// room, which has count members after the change, for the room's other
+// users.
+func MemberChange(room, typ, user string, count int) Event {
+	frame := protocol.Encode(protocol.MemberChange{Type: typ, Room: room, User: user, MemberCount: count})
+	return Event{Frame: frame, Exclude: user}
 }
 
 // DefaultIdempotencyTTL is how long a publish's idempotency key is kept.

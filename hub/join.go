@@ -52,10 +52,7 @@ func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 		return err
 	}
 	recovered := req.Recover && !page.Truncated && recoverable(req, page)
-	answer := protocol.Joined{
-		Type: protocol.TypeJoined, ID: req.ID, Room: r.name, Members: members,
-		Seq: page.Position.Seq, Epoch: page.Position.Epoch,
-	}
+	answer := joinedAnswer(req, members, page.Position)
 	if req.Recover {
 		answer.Recovered = &recovered
 	}
@@ -69,21 +66,35 @@ func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 	return nil
 }
 
+// joinedAnswer is the joined frame for req: the first page of members, the
+// room's member count, where to page on, and the room's position.
+func joinedAnswer(req JoinRequest, members MemberPage, pos Position) protocol.Joined {
+	answer := protocol.Joined{
+		Type: protocol.TypeJoined, ID: req.ID, Room: req.Room,
+		Members: members.Users, MemberCount: members.Count,
+		Seq: pos.Seq, Epoch: pos.Epoch,
+	}
+	if members.More && len(members.Users) > 0 {
+		answer.MembersNext = members.Users[len(members.Users)-1]
+	}
+	return answer
+}
+
 // catchUp reads, for a joining session, the room's position (with the
 // missed publications when recovering), then adds the user's presence and
-// reads the members.
-func (h *Hub) catchUp(ctx context.Context, s Session, r *room, req JoinRequest) (HistoryPage, []string, error) {
+// reads the first page of members.
+func (h *Hub) catchUp(ctx context.Context, s Session, r *room, req JoinRequest) (HistoryPage, MemberPage, error) {
 	q := HistoryQuery{HasSince: req.Recover, Since: req.Since, Epoch: req.Epoch, MaxBytes: h.cfg.MaxReplayBytes}
 	hctx, cancel := h.opContext(ctx)
 	page, err := h.broker.History(hctx, r.name, q)
 	cancel()
 	if err != nil {
-		return page, nil, err
+		return page, MemberPage{}, err
 	}
 	if err := h.present(ctx, s, r); err != nil {
-		return page, nil, err
+		return page, MemberPage{}, err
 	}
-	members, err := h.members(ctx, r.name)
+	members, err := h.MemberPage(ctx, r.name, "", protocol.JoinedMembers)
 	return page, members, err
 }
 
@@ -129,7 +140,7 @@ func (h *Hub) activate(s Session, r *room, replay []Publication, epoch string, l
 // rejoin answers a join of a room the session is already in, without
 // replaying anything: the session has been receiving the room all along.
 func (h *Hub) rejoin(ctx context.Context, s Session, req JoinRequest) error {
-	members, err := h.members(ctx, req.Room)
+	members, err := h.MemberPage(ctx, req.Room, "", protocol.JoinedMembers)
 	if err != nil {
 		return err
 	}
@@ -139,10 +150,7 @@ func (h *Hub) rejoin(ctx context.Context, s Session, req JoinRequest) error {
 	if err != nil {
 		return err
 	}
-	answer := protocol.Joined{
-		Type: protocol.TypeJoined, ID: req.ID, Room: req.Room, Members: members,
-		Seq: page.Position.Seq, Epoch: page.Position.Epoch,
-	}
+	answer := joinedAnswer(req, members, page.Position)
 	if req.Recover {
 		recovered := req.Epoch == page.Position.Epoch && req.Since == page.Position.Seq
 		answer.Recovered = &recovered
@@ -181,11 +189,33 @@ func (h *Hub) Leave(ctx context.Context, s Session, name string) error {
 	return nil
 }
 
-// members reads a room's members with a deadline of its own.
-func (h *Hub) members(ctx context.Context, room string) ([]string, error) {
+// MemberPage returns up to limit (1 to protocol.MaxPresenceLimit) of the
+// users in a room on any node, sorted, after the user after ("" for the
+// first page), with the room's member count. It costs O(log N + limit).
+func (h *Hub) MemberPage(ctx context.Context, room, after string, limit int) (MemberPage, error) {
+	limit = min(max(limit, 1), protocol.MaxPresenceLimit)
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
-	return h.presence.Members(ctx, room)
+	return h.presence.Members(ctx, room, after, limit)
+}
+
+// members reads every member of a room, page by page. The pages are read
+// one after the other, not together: a member who joins or leaves meanwhile
+// may be missed or listed.
+func (h *Hub) members(ctx context.Context, room string) ([]string, error) {
+	var users []string
+	after := ""
+	for {
+		page, err := h.MemberPage(ctx, room, after, protocol.MaxPresenceLimit)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, page.Users...)
+		if !page.More || len(page.Users) == 0 {
+			return users, nil
+		}
+		after = page.Users[len(page.Users)-1]
+	}
 }
 
 // opContext bounds one Broker or Presence call by OpTimeout.

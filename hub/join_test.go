@@ -149,7 +149,7 @@ func (p *gatedPresence) fail(err error) {
 	p.failMembers = err
 }
 
-func (p *gatedPresence) Members(ctx context.Context, room string) ([]string, error) {
+func (p *gatedPresence) Members(ctx context.Context, room, after string, limit int) (hub.MemberPage, error) {
 	p.mu.Lock()
 	armed, err := p.armed, p.failMembers
 	p.armed = false
@@ -159,9 +159,9 @@ func (p *gatedPresence) Members(ctx context.Context, room string) ([]string, err
 		<-p.release
 	}
 	if err != nil {
-		return nil, err
+		return hub.MemberPage{}, err
 	}
-	return p.Presence.Members(ctx, room)
+	return p.Presence.Members(ctx, room, after, limit)
 }
 
 func newGatedHub(t testing.TB, cfg hub.Config) (*testHub, *gatedBroker, *gatedPresence) {

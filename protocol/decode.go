@@ -17,6 +17,7 @@ type wire struct {
 	Data   json.RawMessage `json:"data"`
 	Limit  *int            `json:"limit"`
 	Before *uint64         `json:"before"`
+	After  *string         `json:"after"`
 	Since  *uint64         `json:"since"`
 	Epoch  *string         `json:"epoch"`
 	Token  *string         `json:"token"`
@@ -68,8 +69,13 @@ func (req *Request) fill(w *wire) error {
 			return err
 		}
 		return req.since(w)
-	case TypeLeave, TypeTyping, TypePresence:
+	case TypeLeave, TypeTyping:
 		return req.room(w)
+	case TypePresence:
+		if err := req.room(w); err != nil {
+			return err
+		}
+		return req.membersPage(w)
 	case TypeSend:
 		if err := req.room(w); err != nil {
 			return err
@@ -134,6 +140,25 @@ func (req *Request) page(w *wire) error {
 	}
 	if w.Before != nil {
 		req.Before = *w.Before
+	}
+	return nil
+}
+
+// membersPage reads a presence request's page: after, a user name (or ""
+// for the first page), and limit.
+func (req *Request) membersPage(w *wire) error {
+	req.Limit = MaxPresenceLimit
+	if w.Limit != nil {
+		if *w.Limit < 1 || *w.Limit > MaxPresenceLimit {
+			return Errorf(CodeBadRequest, "limit must be 1-1000")
+		}
+		req.Limit = *w.Limit
+	}
+	if w.After != nil && *w.After != "" {
+		if !ValidUser(*w.After) {
+			return Errorf(CodeBadRequest, "after must be a user name: 1-32 of A-Z a-z 0-9 _ . -")
+		}
+		req.After = *w.After
 	}
 	return nil
 }

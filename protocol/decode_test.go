@@ -19,6 +19,7 @@ type request struct {
 	Data     string
 	Limit    int
 	Before   uint64
+	After    string
 	HasSince bool
 	Since    uint64
 	Epoch    string
@@ -28,7 +29,7 @@ type request struct {
 func flatten(r protocol.Request) request {
 	return request{
 		Type: r.Type, ID: string(r.ID), Room: r.Room, To: r.To, Data: string(r.Data),
-		Limit: r.Limit, Before: r.Before, HasSince: r.HasSince, Since: r.Since,
+		Limit: r.Limit, Before: r.Before, After: r.After, HasSince: r.HasSince, Since: r.Since,
 		Epoch: r.Epoch, Token: r.Token,
 	}
 }
@@ -86,7 +87,17 @@ func TestDecodeValid(t *testing.T) {
 		{"dm", `{"type":"dm","to":"ann","data":{"t":1}}`, request{Type: "dm", To: "ann", Data: `{"t":1}`}},
 		{"dm every user char", `{"type":"dm","to":"aZ0_.-","data":1}`, request{Type: "dm", To: "aZ0_.-", Data: `1`}},
 		{"dm user 32", `{"type":"dm","to":"` + user32 + `","data":1}`, request{Type: "dm", To: user32, Data: `1`}},
-		{"presence", `{"type":"presence","room":"r"}`, request{Type: "presence", Room: "r"}},
+		{"presence", `{"type":"presence","room":"r"}`, request{Type: "presence", Room: "r", Limit: 1000}},
+		{"presence page", `{"type":"presence","room":"r","after":"ann","limit":10}`,
+			request{Type: "presence", Room: "r", After: "ann", Limit: 10}},
+		{"presence limit 1", `{"type":"presence","room":"r","limit":1}`, request{Type: "presence", Room: "r", Limit: 1}},
+		{"presence limit 1000", `{"type":"presence","room":"r","limit":1000}`, request{Type: "presence", Room: "r", Limit: 1000}},
+		{"presence after empty", `{"type":"presence","room":"r","after":""}`, request{Type: "presence", Room: "r", Limit: 1000}},
+		{"presence after 32", `{"type":"presence","room":"r","after":"` + user32 + `"}`,
+			request{Type: "presence", Room: "r", After: user32, Limit: 1000}},
+		{"presence nulls", `{"type":"presence","room":"r","after":null,"limit":null}`,
+			request{Type: "presence", Room: "r", Limit: 1000}},
+		{"history ignores after", `{"type":"history","room":"r","after":"!"}`, request{Type: "history", Room: "r", Limit: 50}},
 		{"history default", `{"type":"history","room":"r"}`, request{Type: "history", Room: "r", Limit: 50}},
 		{"history limit 1", `{"type":"history","room":"r","limit":1}`, request{Type: "history", Room: "r", Limit: 1}},
 		{"history limit 100", `{"type":"history","room":"r","limit":100}`, request{Type: "history", Room: "r", Limit: 100}},
@@ -258,6 +269,15 @@ func TestDecodeErrors(t *testing.T) {
 		{"before string", `{"type":"history","room":"r","before":"3"}`, badRequest, ""},
 		{"before too big", `{"type":"history","room":"r","before":18446744073709551616}`, badRequest, ""},
 
+		// Presence paging.
+		{"presence limit 0", `{"type":"presence","room":"r","limit":0}`, badRequest, ""},
+		{"presence limit 1001", `{"type":"presence","room":"r","limit":1001}`, badRequest, ""},
+		{"presence limit string", `{"type":"presence","room":"r","limit":"5"}`, badRequest, ""},
+		{"presence after bad", `{"type":"presence","room":"r","after":"a b"}`, badRequest, ""},
+		{"presence after 33", `{"type":"presence","room":"r","after":"` + user32 + `u"}`, badRequest, ""},
+		{"presence after number", `{"type":"presence","room":"r","after":5,"id":2}`, badRequest, "2"},
+		{"presence no room", `{"type":"presence","after":"ann"}`, badRequest, ""},
+
 		// Refresh.
 		{"refresh no token", `{"type":"refresh"}`, badRequest, ""},
 		{"refresh token empty", `{"type":"refresh","token":""}`, badRequest, ""},
@@ -320,6 +340,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 		`{"type":"typing","room":"r"}`,
 		`{"type":"dm","to":"ann","data":"hi"}`,
 		`{"type":"presence","room":"r"}`,
+		`{"type":"presence","room":"r","after":"bob","limit":3}`,
 		`{"type":"history","room":"r","limit":7,"before":99}`,
 		`{"type":"ping","id":"\u00e9\"\\"}`,
 		`{"type":"refresh","token":"t"}`,
@@ -366,6 +387,9 @@ func frameOf(t testing.TB, req protocol.Request) []byte {
 	}
 	if req.Type == protocol.TypeHistory {
 		m["limit"], m["before"] = req.Limit, req.Before
+	}
+	if req.Type == protocol.TypePresence {
+		m["limit"], m["after"] = req.Limit, req.After
 	}
 	if req.HasSince {
 		m["since"], m["epoch"] = req.Since, req.Epoch

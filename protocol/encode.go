@@ -24,12 +24,19 @@ type Welcome struct {
 
 // Joined answers a join.
 type Joined struct {
-	Type    string          `json:"type"`
-	ID      json.RawMessage `json:"id,omitempty"`
-	Room    string          `json:"room"`
-	Members []string        `json:"members"`
-	Seq     uint64          `json:"seq"`
-	Epoch   string          `json:"epoch"`
+	Type string          `json:"type"`
+	ID   json.RawMessage `json:"id,omitempty"`
+	Room string          `json:"room"`
+	// Members are the room's first JoinedMembers members, sorted: all of
+	// them unless MembersNext is set.
+	Members []string `json:"members"`
+	// MemberCount is the number of members of the room.
+	MemberCount int `json:"member_count"`
+	// MembersNext, set when Members is not the whole list, is the last
+	// user of Members: a presence request with it as after pages on.
+	MembersNext string `json:"members_next,omitempty"`
+	Seq         uint64 `json:"seq"`
+	Epoch       string `json:"epoch"`
 	// Recovered is set only when the join asked for recovery with since.
 	Recovered *bool `json:"recovered,omitempty"`
 }
@@ -59,12 +66,19 @@ type Ack struct {
 	Epoch string          `json:"epoch,omitempty"`
 }
 
-// Presence answers a presence request.
+// Presence answers a presence request with a page of the room's members.
 type Presence struct {
-	Type    string          `json:"type"`
-	ID      json.RawMessage `json:"id,omitempty"`
-	Room    string          `json:"room"`
-	Members []string        `json:"members"`
+	Type string          `json:"type"`
+	ID   json.RawMessage `json:"id,omitempty"`
+	Room string          `json:"room"`
+	// Members are the members after the request's after, sorted, at most
+	// the request's limit.
+	Members []string `json:"members"`
+	// MemberCount is the number of members of the room.
+	MemberCount int `json:"member_count"`
+	// MembersNext, set when more members follow, is the last user of
+	// Members: the after of the next page.
+	MembersNext string `json:"members_next,omitempty"`
 }
 
 // History answers a history request; Messages are message frames, oldest first.
@@ -90,11 +104,32 @@ type ErrorFrame struct {
 	Message string          `json:"message"`
 }
 
-// MemberEvent is member_joined or member_left, and typing.
+// MemberEvent is typing; Encode also gives the shape of member_joined and
+// member_left without their member_count (see MemberChange).
 type MemberEvent struct {
 	Type string `json:"type"`
 	Room string `json:"room"`
 	User string `json:"user"`
+}
+
+// MemberChange is member_joined or member_left, with the number of members
+// the room has after the change. It is sent only in rooms of at most
+// MemberEventsMax members before or after the change.
+type MemberChange struct {
+	Type        string `json:"type"`
+	Room        string `json:"room"`
+	User        string `json:"user"`
+	MemberCount int    `json:"member_count"`
+}
+
+// Announced reports whether a member change that left the room with count
+// members is announced with member_joined (joined) or member_left: only
+// when the room had at most MemberEventsMax members before or after it.
+func Announced(joined bool, count int) bool {
+	if joined {
+		return count <= MemberEventsMax+1
+	}
+	return count <= MemberEventsMax
 }
 
 // Epoch tells a room's members that its history was lost and restarted in a

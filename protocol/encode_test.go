@@ -25,15 +25,17 @@ func TestEncode(t *testing.T) {
 		{"welcome name", protocol.Welcome{Type: protocol.TypeWelcome, Session: "s1", User: "u1", Name: "Ann", Node: "n1", Protocol: 1},
 			`{"type":"welcome","session":"s1","user":"u1","name":"Ann","node":"n1","protocol":1}`},
 		{"joined", protocol.Joined{Type: protocol.TypeJoined, ID: json.RawMessage(`"j1"`), Room: "r", Members: []string{"ann", "bob"}, Seq: 7, Epoch: "e"},
-			`{"type":"joined","id":"j1","room":"r","members":["ann","bob"],"seq":7,"epoch":"e"}`},
+			`{"type":"joined","id":"j1","room":"r","members":["ann","bob"],"member_count":0,"seq":7,"epoch":"e"}`},
+		{"joined partial", protocol.Joined{Type: protocol.TypeJoined, Room: "r", Members: []string{"ann", "bob"}, MemberCount: 5, MembersNext: "bob", Seq: 7, Epoch: "e"},
+			`{"type":"joined","room":"r","members":["ann","bob"],"member_count":5,"members_next":"bob","seq":7,"epoch":"e"}`},
 		{"joined nil members", protocol.Joined{Type: protocol.TypeJoined, Room: "r", Epoch: "e"},
-			`{"type":"joined","room":"r","members":[],"seq":0,"epoch":"e"}`},
+			`{"type":"joined","room":"r","members":[],"member_count":0,"seq":0,"epoch":"e"}`},
 		{"joined nil members pointer", &protocol.Joined{Type: protocol.TypeJoined, Room: "r", Epoch: "e"},
-			`{"type":"joined","room":"r","members":[],"seq":0,"epoch":"e"}`},
+			`{"type":"joined","room":"r","members":[],"member_count":0,"seq":0,"epoch":"e"}`},
 		{"joined recovered", protocol.Joined{Type: protocol.TypeJoined, Room: "r", Members: []string{}, Seq: 9, Epoch: "e", Recovered: &yes},
-			`{"type":"joined","room":"r","members":[],"seq":9,"epoch":"e","recovered":true}`},
-		{"joined not recovered", protocol.Joined{Type: protocol.TypeJoined, Room: "r", Members: []string{"a"}, Seq: 9, Epoch: "e", Recovered: &no},
-			`{"type":"joined","room":"r","members":["a"],"seq":9,"epoch":"e","recovered":false}`},
+			`{"type":"joined","room":"r","members":[],"member_count":0,"seq":9,"epoch":"e","recovered":true}`},
+		{"joined not recovered", protocol.Joined{Type: protocol.TypeJoined, Room: "r", Members: []string{"a"}, MemberCount: 1, Seq: 9, Epoch: "e", Recovered: &no},
+			`{"type":"joined","room":"r","members":["a"],"member_count":1,"seq":9,"epoch":"e","recovered":false}`},
 		{"left", protocol.Left{Type: protocol.TypeLeft, ID: json.RawMessage(`3`), Room: "r"},
 			`{"type":"left","id":3,"room":"r"}`},
 		{"left forbidden", protocol.Left{Type: protocol.TypeLeft, Room: "r", Reason: protocol.ReasonForbidden},
@@ -42,12 +44,14 @@ func TestEncode(t *testing.T) {
 			`{"type":"ack","id":"s","seq":12}`},
 		{"ack dm", protocol.Ack{Type: protocol.TypeAck, ID: json.RawMessage(`"d"`)},
 			`{"type":"ack","id":"d"}`},
-		{"presence", protocol.Presence{Type: protocol.TypePresence, Room: "r", Members: []string{"ann"}},
-			`{"type":"presence","room":"r","members":["ann"]}`},
+		{"presence", protocol.Presence{Type: protocol.TypePresence, Room: "r", Members: []string{"ann"}, MemberCount: 1},
+			`{"type":"presence","room":"r","members":["ann"],"member_count":1}`},
+		{"presence page", protocol.Presence{Type: protocol.TypePresence, ID: json.RawMessage(`4`), Room: "r", Members: []string{"bob"}, MemberCount: 3, MembersNext: "bob"},
+			`{"type":"presence","id":4,"room":"r","members":["bob"],"member_count":3,"members_next":"bob"}`},
 		{"presence nil members", protocol.Presence{Type: protocol.TypePresence, Room: "r"},
-			`{"type":"presence","room":"r","members":[]}`},
+			`{"type":"presence","room":"r","members":[],"member_count":0}`},
 		{"presence nil members pointer", &protocol.Presence{Type: protocol.TypePresence, Room: "r"},
-			`{"type":"presence","room":"r","members":[]}`},
+			`{"type":"presence","room":"r","members":[],"member_count":0}`},
 		{"history", protocol.History{Type: protocol.TypeHistory, ID: json.RawMessage(`1`), Room: "r", Epoch: "e",
 			Messages: []json.RawMessage{json.RawMessage(`{"type":"message","room":"r","seq":1,"from":"a","data":1,"ts":5}`)}},
 			`{"type":"history","id":1,"room":"r","epoch":"e","messages":[{"type":"message","room":"r","seq":1,"from":"a","data":1,"ts":5}]}`},
@@ -61,6 +65,10 @@ func TestEncode(t *testing.T) {
 			`{"type":"member_joined","room":"r","user":"ann"}`},
 		{"member left", protocol.MemberEvent{Type: protocol.TypeMemberLeft, Room: "r", User: "ann"},
 			`{"type":"member_left","room":"r","user":"ann"}`},
+		{"member change", protocol.MemberChange{Type: protocol.TypeMemberJoined, Room: "r", User: "ann", MemberCount: 3},
+			`{"type":"member_joined","room":"r","user":"ann","member_count":3}`},
+		{"member change to empty", protocol.MemberChange{Type: protocol.TypeMemberLeft, Room: "r", User: "ann"},
+			`{"type":"member_left","room":"r","user":"ann","member_count":0}`},
 		{"typing", protocol.MemberEvent{Type: protocol.TypeTyping, Room: "r", User: "ann"},
 			`{"type":"typing","room":"r","user":"ann"}`},
 		{"dm", protocol.DM{Type: protocol.TypeDM, From: "ann", To: "bob", Data: json.RawMessage(`{"t":"hi"}`), TS: 1700000000000},
@@ -398,6 +406,32 @@ func TestNewDMInvalidData(t *testing.T) {
 	for _, data := range []string{"", " ", "{", `{"a":}`, `1 2`, "\"a\nb\"", `[1,]`} {
 		if _, err := protocol.NewDM("a", "b", json.RawMessage(data), 1); err == nil {
 			t.Errorf("NewDM(%q) succeeded, want an error", data)
+		}
+	}
+}
+
+// TestAnnounced: member changes are announced while the room has at most
+// MemberEventsMax members before or after the change, so a client sees the
+// room cross the bound in both directions.
+func TestAnnounced(t *testing.T) {
+	t.Parallel()
+	const max = protocol.MemberEventsMax
+	tests := []struct {
+		joined bool
+		count  int
+		want   bool
+	}{
+		{true, 1, true},
+		{true, max, true},
+		{true, max + 1, true}, // from max to max+1: the room becomes large
+		{true, max + 2, false},
+		{false, 0, true},
+		{false, max, true}, // from max+1 to max: the room is small again
+		{false, max + 1, false},
+	}
+	for _, tt := range tests {
+		if got := protocol.Announced(tt.joined, tt.count); got != tt.want {
+			t.Errorf("Announced(joined %v, count %d) = %v, want %v", tt.joined, tt.count, got, tt.want)
 		}
 	}
 }

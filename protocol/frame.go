@@ -37,6 +37,25 @@ const (
 	MaxHistoryLimit     = 100
 )
 
+// Member lists of large rooms. A room's members are listed sorted by name,
+// one page at a time, and member events are thinned in large rooms so that
+// a storm of joins costs work linear in the joins (see docs/protocol.md,
+// "Presence and member events").
+const (
+	// JoinedMembers is how many members a joined frame lists at most: the
+	// first of the room's sorted members. A larger room's joined frame
+	// names the last one listed in members_next.
+	JoinedMembers = 100
+	// MaxPresenceLimit is the largest page a presence request answers,
+	// and the page it answers when the request gives no limit.
+	MaxPresenceLimit = 1000
+	// MemberEventsMax bounds the rooms whose member changes are announced:
+	// member_joined and member_left are sent for a change only when the
+	// room has at most this many members before or after it. Every node of
+	// a cluster uses the same value: it is part of the protocol.
+	MemberEventsMax = 1000
+)
+
 // Request is one decoded and validated client frame. Only the fields its Type
 // uses are set.
 type Request struct {
@@ -50,10 +69,15 @@ type Request struct {
 	To string
 	// Data is the payload of send and dm: any JSON value but null.
 	Data json.RawMessage
-	// Limit is the page size of history, 1–100; 50 when the client gave none.
+	// Limit is the page size of history, 1–100 (50 when the client gave
+	// none), and of presence, 1–MaxPresenceLimit (MaxPresenceLimit when
+	// the client gave none).
 	Limit int
 	// Before asks history for messages with seq below it; 0 means newest.
 	Before uint64
+	// After asks presence for the members sorted after this user name; ""
+	// means from the first.
+	After string
 	// HasSince reports whether a join asked for recovery from Since in Epoch.
 	HasSince bool
 	Since    uint64

@@ -148,9 +148,18 @@ func checkRequest(t testing.TB, req protocol.Request) {
 			t.Errorf("join with since has epoch %q", req.Epoch)
 		}
 		unused.Room, unused.HasSince, unused.Since, unused.Epoch = "", false, 0, ""
-	case protocol.TypeLeave, protocol.TypeTyping, protocol.TypePresence:
+	case protocol.TypeLeave, protocol.TypeTyping:
 		checkRoom(t, req)
 		unused.Room = ""
+	case protocol.TypePresence:
+		checkRoom(t, req)
+		if req.Limit < 1 || req.Limit > protocol.MaxPresenceLimit {
+			t.Errorf("presence limit %d out of 1-%d", req.Limit, protocol.MaxPresenceLimit)
+		}
+		if req.After != "" && !protocol.ValidUser(req.After) {
+			t.Errorf("presence after invalid user %q", req.After)
+		}
+		unused.Room, unused.Limit, unused.After = "", 0, ""
 	case protocol.TypeSend:
 		checkRoom(t, req)
 		checkData(t, req)

@@ -80,10 +80,11 @@ function wire(c) {
   });
   c.on('message', (m, meta) => onMessage(m, meta));
   c.on('dm', (m, meta) => onDM(m, meta));
-  c.on('members', ({ room, members }) => {
+  c.on('members', ({ room, members, count }) => {
     const r = state.rooms.get(room);
     if (!r) return;
     r.members = members;
+    r.count = count ?? members.length;
     if (room === state.current) renderMembers();
   });
   c.on('member_joined', ({ room, user }) => system(room, `${user} joined`, 'quiet'));
@@ -170,7 +171,7 @@ function roomView(name) {
   let r = state.rooms.get(name);
   if (!r) {
     r = {
-      name, items: [], byKey: new Map(), byId: new Map(), epochs: [], unread: 0, members: [], typing: new Map(),
+      name, items: [], byKey: new Map(), byId: new Map(), epochs: [], unread: 0, members: [], count: 0, typing: new Map(),
       oldest: 0, hasOlder: false, joining: false, firstPage: null, joinedAt: null,
     };
     state.rooms.set(name, r);
@@ -448,8 +449,11 @@ function renderTyping() {
 function renderMembers() {
   const r = state.rooms.get(state.current);
   const members = r ? r.members : [];
-  $('member-count').textContent = String(members.length);
-  $('people-count').textContent = `· ${members.length}`;
+  // In a large room the list is the members read so far: the count is the
+  // room's, and the rest are paged in on demand.
+  const count = r ? Math.max(r.count, members.length) : 0;
+  $('member-count').textContent = String(count);
+  $('people-count').textContent = `· ${count}`;
   const items = members.map((u) => {
     const me = u === state.me;
     return el('li', {},
@@ -462,6 +466,15 @@ function renderMembers() {
       el('span', { className: 'label', text: u }),
       me ? el('span', { className: 'muted', text: 'you' }) : el('span', { className: 'dot ok', attrs: { 'aria-label': 'online' } })));
   });
+  if (count > members.length) {
+    items.push(el('li', {},
+      el('button', {
+        className: 'member more',
+        attrs: { type: 'button', 'data-more': '' },
+        on: { click: () => state.client.moreMembers(state.current) },
+      },
+      el('span', { className: 'label muted', text: `${count - members.length} more…` }))));
+  }
   $('member-list').replaceChildren(...items);
 }
 

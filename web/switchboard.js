@@ -19,6 +19,7 @@ export { Connection } from './lib/connection.js';
 export { SwitchboardError } from './lib/errors.js';
 export { idGenerator, parseFrames, splitFrames } from './lib/frames.js';
 export { Outbox, RESEND_WINDOW_MS } from './lib/outbox.js';
+export { MAX_PRESENCE_PAGE, MEMBER_EVENTS_MAX, MemberList } from './lib/members.js';
 export { MAX_HISTORY } from './lib/rooms.js';
 export { RoomStream } from './lib/stream.js';
 
@@ -72,9 +73,16 @@ export function connect(options) {
  * - message (frame, {source: "live"|"recovery"|"history", epoch, id?}): every
  *   room message once, in seq order; id is set on the echo of this client's own send
  * - dm      (frame, {id?}); id as for message
- * - typing, member_joined, member_left  ({room, user})
- * - members ({room, members}) whenever a room's member list changes
- * - joined  ({room, members, seq, epoch, recovered?}) after every join and rejoin
+ * - typing  ({room, user})
+ * - member_joined, member_left  ({room, user, count}); none in rooms of more
+ *   than MEMBER_EVENTS_MAX members
+ * - members ({room, members, count, complete}) whenever a room's member list
+ *   or count changes: members are the users known, sorted; count is the
+ *   room's member count; complete says members is the whole room (in a
+ *   larger room the client pages it in by itself; in a room of more than
+ *   MEMBER_EVENTS_MAX members it is the pages read so far: moreMembers())
+ * - joined  ({room, members, count, seq, epoch, recovered?}) after every join
+ *   and rejoin; members is the first page of up to 100
  * - recovered ({room, count}) a rejoin replayed the count messages missed
  * - resync  ({room, epoch, epochChanged, count, lost}) a rejoin could not
  *   replay: count messages came from history instead, lost were gone
@@ -237,7 +245,7 @@ export class Client {
       case 'member_joined':
       case 'member_left':
         this.rooms.onMember(f);
-        return this.emit(f.type, { room: f.room, user: f.user });
+        return this.emit(f.type, { room: f.room, user: f.user, count: f.member_count });
       case 'left':
         if (f.reason !== undefined && f.id === undefined) return this.rooms.onRemoved(f);
         return this.onReply(f);
@@ -328,6 +336,19 @@ export class Client {
   /** members returns the users in a joined room, as last reported. */
   members(room) {
     return this.rooms.get(room)?.members ?? [];
+  }
+
+  /** memberCount returns the number of members of a joined room, as last
+   * reported. */
+  memberCount(room) {
+    return this.rooms.get(room)?.list.count ?? 0;
+  }
+
+  /** moreMembers reads the next page of a joined room's members when its
+   * list is not whole (a room of more than MEMBER_EVENTS_MAX members);
+   * resolves with whether it read one. */
+  moreMembers(room) {
+    return this.rooms.moreMembers(room);
   }
 
   /** joinedRooms returns the rooms the client is in or joining. */
@@ -483,12 +504,24 @@ export class Client {
     return this.call(frame, (f) => ({ room: f.room, epoch: f.epoch, messages: f.messages ?? [] }));
   }
 
-  /** presence resolves with the users in a room, on any node. */
+  /** presence resolves with the users in a room, on any node: the first
+   * MAX_PRESENCE_PAGE of them, sorted (presencePage reads further). */
   presence(room) {
-    return this.call({ type: 'presence', room }, (f) => {
-      this.rooms.setMembers(room, f.members);
-      return f.members;
-    });
+    return this.presencePage(room).then((p) => p.members);
+  }
+
+  /** presencePage resolves with {members, count, next}: up to limit (1-1000,
+   * default 1000) of a room's users sorted after the user after, the room's
+   * member count, and the after of the next page (undefined on the last). */
+  presencePage(room, { after, limit } = {}) {
+    const frame = { type: 'presence', room };
+    if (after) frame.after = after;
+    if (limit) frame.limit = limit;
+    return this.call(frame, (f) => ({
+      members: f.members ?? [],
+      count: f.member_count ?? (f.members ?? []).length,
+      next: f.members_next,
+    }));
   }
 
   /** ping resolves with the round-trip time in ms. */

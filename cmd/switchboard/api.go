@@ -221,20 +221,46 @@ func pageParams(r *http.Request) (int, uint64, error) {
 	return limit, before, nil
 }
 
-// handleRoomPresence lists a room's members: GET /api/rooms/{room}/presence.
+// handleRoomPresence lists a page of a room's members:
+// GET /api/rooms/{room}/presence?after=&limit=.
 func handleRoomPresence(h *hub.Hub, log zerolog.Logger) http.Handler {
 	return apiHandler(func(w http.ResponseWriter, r *http.Request) error {
 		room, err := pathRoom(r)
 		if err != nil {
 			return err
 		}
-		members, err := h.Members(r.Context(), room)
+		after, limit, err := memberPageParams(r)
+		if err != nil {
+			return err
+		}
+		page, err := h.MemberPage(r.Context(), room, after, limit)
 		if err != nil {
 			return hubError(err, log)
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"members": members})
+		body := map[string]any{"members": page.Users, "member_count": page.Count}
+		if page.More && len(page.Users) > 0 {
+			body["members_next"] = page.Users[len(page.Users)-1]
+		}
+		writeJSON(w, http.StatusOK, body)
 		return nil
 	})
+}
+
+// memberPageParams reads ?after= (a user name) and ?limit= (1-1000,
+// default 1000), as a presence frame's after and limit.
+func memberPageParams(r *http.Request) (string, int, error) {
+	after, limit := r.URL.Query().Get("after"), protocol.MaxPresenceLimit
+	if after != "" && !protocol.ValidUser(after) {
+		return "", 0, apiError(http.StatusBadRequest, protocol.CodeBadRequest, "after must be a user name: 1-32 of A-Z a-z 0-9 _ . -")
+	}
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > protocol.MaxPresenceLimit {
+			return "", 0, apiError(http.StatusBadRequest, protocol.CodeBadRequest, "limit must be 1-1000")
+		}
+		limit = n
+	}
+	return after, limit, nil
 }
 
 // handleUserMessage sends a DM from the backend: POST /api/users/{user}/messages.

@@ -29,6 +29,8 @@ func TestBroker(t *testing.T, newBroker NewBroker) {
 		{"ConcurrentSendUser", testConcurrentSendUser},
 		{"BroadcastRoom", testBroadcastRoom},
 		{"Presence", testPresence},
+		{"PresencePages", testPresencePages},
+		{"MemberEvents", testMemberEvents},
 		{"Ready", testReady},
 	}
 	for _, tt := range tests {

@@ -1,7 +1,6 @@
 package hubtest
 
 import (
-	"slices"
 	"sync"
 	"testing"
 
@@ -104,56 +103,5 @@ func testBroadcastRoom(t *testing.T, newBroker NewBroker) {
 	}
 	if got := n.rec.RoomEvents("b.off"); len(got) != 0 {
 		t.Errorf("unsubscribed room got %+v", got)
-	}
-}
-
-// testPresence: Add and Remove report the first and last entry of a user;
-// Members lists users sorted.
-func testPresence(t *testing.T, newBroker NewBroker) {
-	n := startNode(t, newBroker)
-	if n.p == nil {
-		t.Skip("no Presence")
-	}
-	p := presence{n.p}
-	p.add(t, "p", "zed", true)
-	p.add(t, "p", "amy", true)
-	p.add(t, "p.other", "bob", true)
-	p.members(t, "p", "amy", "zed")
-	p.remove(t, "p", "zed", true)
-	p.members(t, "p", "amy")
-	p.remove(t, "p", "amy", true)
-	p.members(t, "p")
-	p.members(t, "p.other", "bob")
-}
-
-// presence wraps a hub.Presence with checking helpers.
-type presence struct{ hub.Presence }
-
-func (p presence) add(t *testing.T, room, user string, first bool) {
-	t.Helper()
-	got, err := p.Add(t.Context(), room, user)
-	if err != nil || got != first {
-		t.Errorf("Add(%q, %q) = %v, %v; want first = %v", room, user, got, err, first)
-	}
-}
-
-func (p presence) remove(t *testing.T, room, user string, last bool) {
-	t.Helper()
-	got, err := p.Remove(t.Context(), room, user)
-	if err != nil || got != last {
-		t.Errorf("Remove(%q, %q) = %v, %v; want last = %v", room, user, got, err, last)
-	}
-}
-
-func (p presence) members(t *testing.T, room string, want ...string) {
-	t.Helper()
-	got, err := p.Members(t.Context(), room)
-	if err != nil {
-		t.Fatalf("Members(%q): %v", room, err)
-	}
-	if len(got) != 0 || len(want) != 0 {
-		if !slices.Equal(got, want) {
-			t.Errorf("Members(%q) = %q, want %q", room, got, want)
-		}
 	}
 }

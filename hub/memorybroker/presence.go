@@ -2,21 +2,23 @@ package memorybroker
 
 import (
 	"context"
-	"slices"
 	"sync"
 
 	"github.com/switchboard-chat/switchboard/hub"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-// Presence is the single-node Presence: a set of users per room. It
+// Presence is the single-node Presence: a sorted set of users per room, so
+// that Add, Remove and a page of Members cost O(log N) (plus the page). It
 // announces member events through the Broker it is given, while holding its
-// lock, so that they are delivered in the order of the changes.
+// lock, so that they are delivered in the order of the changes; in rooms
+// above protocol.MemberEventsMax members it announces nothing (see
+// protocol.Announced).
 type Presence struct {
 	broker hub.Broker
 
 	mu    sync.Mutex
-	rooms map[string]map[string]struct{}
+	rooms map[string]*sortedSet
 }
 
 var _ hub.Presence = (*Presence)(nil)
@@ -24,7 +26,7 @@ var _ hub.Presence = (*Presence)(nil)
 // NewPresence returns an empty Presence announcing through
 // broker, normally the node's Broker.
 func NewPresence(broker hub.Broker) *Presence {
-	return &Presence{broker: broker, rooms: make(map[string]map[string]struct{})}
+	return &Presence{broker: broker, rooms: make(map[string]*sortedSet)}
 }
 
 // Add implements Presence.
@@ -33,14 +35,13 @@ func (p *Presence) Add(ctx context.Context, room, user string) (bool, error) {
 	defer p.mu.Unlock()
 	users := p.rooms[room]
 	if users == nil {
-		users = make(map[string]struct{})
+		users = new(sortedSet)
 		p.rooms[room] = users
 	}
-	if _, ok := users[user]; ok {
+	if !users.add(user) {
 		return false, nil
 	}
-	users[user] = struct{}{}
-	return true, p.announce(ctx, room, protocol.TypeMemberJoined, user)
+	return true, p.announce(ctx, room, protocol.TypeMemberJoined, user, users.len())
 }
 
 // Remove implements Presence.
@@ -48,29 +49,32 @@ func (p *Presence) Remove(ctx context.Context, room, user string) (bool, error) 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	users := p.rooms[room]
-	if _, ok := users[user]; !ok {
+	if users == nil || !users.remove(user) {
 		return false, nil
 	}
-	delete(users, user)
-	if len(users) == 0 {
+	if users.len() == 0 {
 		delete(p.rooms, room)
 	}
-	return true, p.announce(ctx, room, protocol.TypeMemberLeft, user)
+	return true, p.announce(ctx, room, protocol.TypeMemberLeft, user, users.len())
 }
 
-// announce sends a member event to the room's other users. p.mu is held.
-func (p *Presence) announce(ctx context.Context, room, typ, user string) error {
-	return p.broker.BroadcastRoom(ctx, room, hub.MemberEvent(room, typ, user))
+// announce sends a member event to the room's other users, unless the room
+// is too large for member events. p.mu is held.
+func (p *Presence) announce(ctx context.Context, room, typ, user string, count int) error {
+	if !protocol.Announced(typ == protocol.TypeMemberJoined, count) {
+		return nil
+	}
+	return p.broker.BroadcastRoom(ctx, room, hub.MemberChange(room, typ, user, count))
 }
 
 // Members implements Presence.
-func (p *Presence) Members(ctx context.Context, room string) ([]string, error) {
+func (p *Presence) Members(ctx context.Context, room, after string, limit int) (hub.MemberPage, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	members := make([]string, 0, len(p.rooms[room]))
-	for u := range p.rooms[room] {
-		members = append(members, u)
+	users := p.rooms[room]
+	if users == nil {
+		return hub.MemberPage{Users: []string{}}, nil
 	}
-	slices.Sort(members)
-	return members, nil
+	names, more := users.page(after, max(limit, 1))
+	return hub.MemberPage{Users: names, Count: users.len(), More: more}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-chat/switchboard/hub"
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // memberSep separates user, node and generation in a presence entry. User
@@ -106,18 +107,44 @@ func (b *Broker) Remove(ctx context.Context, room, user string) (last bool, err 
 	return n == 1, nil
 }
 
-// Members implements hub.Presence: the users with a live entry on any node.
-func (b *Broker) Members(ctx context.Context, room string) ([]string, error) {
+// Members implements hub.Presence: a page of the users with a live entry
+// on any node, read from the room's sorted set of users by ZRANGEBYLEX.
+func (b *Broker) Members(ctx context.Context, room, after string, limit int) (hub.MemberPage, error) {
 	boot, err := b.presenceUsable()
 	if err != nil {
-		return nil, fmt.Errorf("presence members: %w", err)
+		return hub.MemberPage{}, fmt.Errorf("presence members: %w", err)
 	}
-	users, err := b.presence(ctx, room, "members", boot).StringSlice()
+	reply, err := b.presence(ctx, room, "members", boot, after, strconv.Itoa(max(limit, 1))).Slice()
 	if err != nil {
-		return nil, b.presenceErr("presence members", err)
+		return hub.MemberPage{}, b.presenceErr("presence members", err)
 	}
-	slices.Sort(users)
-	return users, nil
+	page, err := memberPage(reply)
+	if err != nil {
+		return hub.MemberPage{}, fmt.Errorf("presence members: %w", err)
+	}
+	return page, nil
+}
+
+// memberPage reads the members op's reply: the count, 1 when more follow,
+// then the users.
+func memberPage(reply []any) (hub.MemberPage, error) {
+	if len(reply) < 2 {
+		return hub.MemberPage{}, fmt.Errorf("reply of %d values", len(reply))
+	}
+	count, ok1 := reply[0].(int64)
+	more, ok2 := reply[1].(int64)
+	if !ok1 || !ok2 {
+		return hub.MemberPage{}, fmt.Errorf("reply starts %T %T, want integers", reply[0], reply[1])
+	}
+	page := hub.MemberPage{Users: make([]string, 0, len(reply)-2), Count: int(count), More: more == 1}
+	for _, v := range reply[2:] {
+		user, ok := v.(string)
+		if !ok {
+			return hub.MemberPage{}, fmt.Errorf("user is a %T", v)
+		}
+		page.Users = append(page.Users, user)
+	}
+	return page, nil
 }
 
 // presenceUsable returns the boot id to check presence calls against, or
@@ -153,12 +180,18 @@ func (b *Broker) presence(ctx context.Context, room, op, boot string, args ...st
 }
 
 func (b *Broker) presenceKeys(room string) []string {
-	return []string{b.presenceKey(room), b.presenceCountKey(room), b.bootKey()}
+	return []string{b.presenceKey(room), b.presenceCountKey(room), b.bootKey(), b.presenceUsersKey(room)}
 }
 
+// presenceUsersKey names the room's sorted set of users, for paging.
+func (b *Broker) presenceUsersKey(room string) string { return b.cfg.KeyPrefix + "pu:" + room }
+
+// memberEventsMax is protocol.MemberEventsMax as presence.lua takes it.
+var memberEventsMax = strconv.Itoa(protocol.MemberEventsMax)
+
 func (b *Broker) presenceArgs(room, op, boot string, args ...string) []any {
-	a := make([]any, 0, 5+len(args))
-	a = append(a, op, ms(b.cfg.PresenceTTL), room, b.roomChannel(room), boot)
+	a := make([]any, 0, 6+len(args))
+	a = append(a, op, ms(b.cfg.PresenceTTL), room, b.roomChannel(room), boot, memberEventsMax)
 	for _, s := range args {
 		a = append(a, s)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/switchboard-chat/switchboard/hub"
 	"github.com/switchboard-chat/switchboard/hub/hubtest"
 	"github.com/switchboard-chat/switchboard/hub/redisbroker/redistest"
@@ -35,7 +37,7 @@ func TestPresenceExpiry(t *testing.T) {
 
 	a.crash()
 	eventually(t, 3*ttl, "a's entries expire", func() error {
-		got, err := b.Members(ctx, "r")
+		got, err := memberList(ctx, b, "r")
 		if err == nil && !slices.Equal(got, []string{"ann", "bob"}) {
 			err = fmt.Errorf("members %q", got)
 		}
@@ -81,10 +83,16 @@ func add(t *testing.T, b *Broker, room, user string, first bool) {
 
 func members(t *testing.T, b *Broker, room string, want ...string) {
 	t.Helper()
-	got, err := b.Members(t.Context(), room)
+	got, err := memberList(t.Context(), b, room)
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("Members(%q) = %q, %v; want %q", room, got, err, want)
 	}
+}
+
+// memberList returns the first 1000 members of room.
+func memberList(ctx context.Context, b *Broker, room string) ([]string, error) {
+	page, err := b.Members(ctx, room, "", 1000)
+	return page.Users, err
 }
 
 func nodes(t *testing.T, b *Broker, want ...string) {
@@ -188,7 +196,7 @@ func TestPresenceRemoveDuringOutage(t *testing.T) {
 	srv.Start()
 	rec.Wait(t, "member_left ann", func() bool { return slices.Contains(memberEvents(rec, "r"), "left ann") })
 	eventually(t, 10*time.Second, "members without ann", func() error {
-		got, err := b.Members(t.Context(), "r")
+		got, err := memberList(t.Context(), b, "r")
 		if err == nil && !slices.Equal(got, []string{"bob"}) {
 			err = fmt.Errorf("members %q", got)
 		}
@@ -212,7 +220,7 @@ func TestPresenceAfterRestart(t *testing.T) {
 	srv.Start()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got, err := a.Members(t.Context(), "r")
+		got, err := memberList(t.Context(), a, "r")
 		if err == nil {
 			if !slices.Equal(got, want) {
 				t.Fatalf("first member list after the restart = %q, want %q", got, want)
@@ -234,5 +242,67 @@ func remove(t *testing.T, b *Broker, room, user string, last bool) {
 	got, err := b.Remove(t.Context(), room, user)
 	if err != nil || got != last {
 		t.Errorf("node %s: Remove(%q, %q) = %v, %v; want last = %v", b.NodeID(), room, user, got, err, last)
+	}
+}
+
+// TestPresencePagesAcrossNodes: a user present on several nodes is one
+// member, listed once and counted once, and pages run across the nodes'
+// users in name order.
+func TestPresencePagesAcrossNodes(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	prefix := uniquePrefix()
+	a, _ := startBroker(t, srv, Config{KeyPrefix: prefix, NodeID: "a"})
+	b, _ := startBroker(t, srv, Config{KeyPrefix: prefix, NodeID: "b"})
+	add(t, a, "r", "dan", true)
+	add(t, b, "r", "ann", true)
+	add(t, b, "r", "dan", false)
+	add(t, a, "r", "cat", true)
+	add(t, b, "r", "bob", true)
+	var got []string
+	after := ""
+	for range 5 {
+		page, err := a.Members(t.Context(), "r", after, 2)
+		if err != nil {
+			t.Fatalf("Members after %q: %v", after, err)
+		}
+		if page.Count != 4 {
+			t.Errorf("page after %q counts %d members, want 4", after, page.Count)
+		}
+		got = append(got, page.Users...)
+		if !page.More {
+			break
+		}
+		after = page.Users[len(page.Users)-1]
+	}
+	if want := []string{"ann", "bob", "cat", "dan"}; !slices.Equal(got, want) {
+		t.Errorf("pages list %q, want %q", got, want)
+	}
+	remove(t, a, "r", "dan", false)
+	members(t, b, "r", "ann", "bob", "cat", "dan")
+	remove(t, b, "r", "dan", true)
+	members(t, b, "r", "ann", "bob", "cat")
+}
+
+// TestPresenceRebuildsUsers: a room whose users set is missing or stale (as
+// written by a version that kept only the entries and the count hash) is
+// listed whole: the members op rebuilds the set from the hash.
+func TestPresenceRebuildsUsers(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	a, _ := startBroker(t, srv, Config{KeyPrefix: uniquePrefix(), NodeID: "a"})
+	add(t, a, "r", "ann", true)
+	add(t, a, "r", "bob", true)
+	if err := a.client.Del(t.Context(), a.presenceUsersKey("r")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	members(t, a, "r", "ann", "bob")
+	if err := a.client.ZAdd(t.Context(), a.presenceUsersKey("r"), redis.Z{Member: "ghost"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	members(t, a, "r", "ann", "bob")
+	ttl, err := a.client.PTTL(t.Context(), a.presenceUsersKey("r")).Result()
+	if err != nil || ttl <= 0 {
+		t.Errorf("rebuilt users set has TTL %v, %v; want one", ttl, err)
 	}
 }

@@ -1,6 +1,7 @@
 // Rooms: membership, rejoin after reconnect, recovery of missed messages.
 
 import { SwitchboardError } from './errors.js';
+import { MAX_PRESENCE_PAGE, MemberList } from './members.js';
 import { RoomStream } from './stream.js';
 
 /** Largest history page the server returns. */
@@ -58,7 +59,7 @@ export class Rooms {
     let r = this.rooms.get(name);
     if (r?.ready) return Promise.resolve(r.info);
     if (!r) {
-      r = { name, stream: null, members: [], ready: false, waiters: [], recovering: null, info: null };
+      r = { name, stream: null, members: [], list: new MemberList(), listGen: 0, ready: false, waiters: [], recovering: null, info: null };
       this.rooms.set(name, r);
       if (this.c.connected) this.sendJoin(r);
     }
@@ -129,9 +130,11 @@ export class Rooms {
       return;
     }
     const prev = room.stream;
-    room.members = f.members ?? [];
+    room.list.fromJoined(f);
+    room.listGen++;
+    room.members = room.list.list();
     room.ready = true;
-    room.info = { room: f.room, members: room.members, seq: f.seq, epoch: f.epoch };
+    room.info = { room: f.room, members: room.members, count: room.list.count, seq: f.seq, epoch: f.epoch };
     if (!prev) {
       room.stream = new RoomStream(f.epoch, f.seq);
     } else if (f.recovered === true && prev.epoch === f.epoch) {
@@ -142,9 +145,10 @@ export class Rooms {
       this.resync(room, f);
     }
     for (const w of room.waiters.splice(0)) w.resolve(room.info);
-    this.c.emit('members', { room: room.name, members: room.members });
+    this.emitMembers(room);
     this.c.emit('joined', { ...room.info, recovered: f.recovered });
     this.c.flush();
+    this.pageMembers(room);
   }
 
   /** resync reloads from history what a rejoin could not recover: the missed
@@ -229,19 +233,62 @@ export class Rooms {
 
   onMember(f) {
     const room = this.rooms.get(f.room);
-    if (!room) return;
-    const set = new Set(room.members);
-    if (f.type === 'member_joined') set.add(f.user);
-    else set.delete(f.user);
-    room.members = [...set].sort();
-    this.c.emit('members', { room: f.room, members: room.members });
+    if (!room?.ready) return;
+    if (room.list.onEvent(f)) {
+      // The room is small again: the list missed the changes while it was
+      // large. Read it again.
+      room.list.restart();
+      room.listGen++;
+    }
+    this.emitMembers(room);
+    this.pageMembers(room);
   }
 
-  setMembers(name, members) {
+  emitMembers(room) {
+    room.members = room.list.list();
+    const { count, complete } = room.list;
+    this.c.emit('members', { room: room.name, members: room.members, count, complete });
+  }
+
+  /** pageMembers asks for the next page of a room's members while the
+   * list is partial in a room that sends member events, one page at a time. */
+  pageMembers(room) {
+    const after = room.list.next();
+    if (after !== null) this.askPage(room, after);
+  }
+
+  /** moreMembers asks for the page after the last member listed, in a room
+   * too large for its list to be kept whole. Resolves when it is merged;
+   * false when there is nothing more to ask for. */
+  moreMembers(name) {
     const room = this.rooms.get(name);
-    if (!room) return;
-    room.members = members;
-    this.c.emit('members', { room: name, members });
+    const l = room?.list;
+    if (!room?.ready || !l || l.complete || l.pending || l.cursor === null) return Promise.resolve(false);
+    return new Promise((resolve) => this.askPage(room, l.cursor, resolve));
+  }
+
+  askPage(room, after, done = () => {}) {
+    const gen = room.listGen;
+    const current = () => this.rooms.get(room.name) === room && room.listGen === gen;
+    const frame = { type: 'presence', room: room.name, limit: MAX_PRESENCE_PAGE };
+    if (after) frame.after = after;
+    room.list.asking();
+    const fail = () => {
+      if (current()) room.list.abandon();
+      done(false);
+    };
+    this.c.request(frame, {
+      onReply: (f) => {
+        if (!current()) return done(false);
+        room.list.page(f);
+        this.emitMembers(room);
+        this.pageMembers(room);
+        done(true);
+      },
+      onError: fail,
+      onTimeout: fail,
+      onLost: () => done(false), // the rejoin starts the list over
+    });
   }
 
   leave(name) {
@@ -267,7 +314,9 @@ export class Rooms {
  * @typedef {object} Room
  * @property {string} name
  * @property {RoomStream|null} stream  null until the first joined
- * @property {string[]} members
+ * @property {string[]} members      the members known, sorted
+ * @property {MemberList} list        the member list and count
+ * @property {number} listGen         bumped when the list starts over
  * @property {boolean} ready           joined on the current connection
  * @property {{resolve: Function, reject: Function}[]} waiters  join() calls waiting
  * @property {{through: number, count: number}|null} recovering  replay in progress

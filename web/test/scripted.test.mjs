@@ -85,6 +85,30 @@ describe('scripted server', () => {
     assert.deepEqual(c.rec.gaps, []);
   });
 
+  test('pages a partial member list in, applying events that crossed a page again', async () => {
+    const presence = [];
+    const srv = await fake((f, ws) => {
+      if (f.type === 'join') {
+        ws.out({ type: 'joined', id: f.id, room: 'r', members: ['alice', 'ann'], member_count: 4, members_next: 'ann', seq: 0, epoch: 'e1' });
+      }
+      if (f.type === 'presence') {
+        presence.push([f.after, f.limit]);
+        // The page was read before bob left; his member_left overtakes it.
+        ws.out({ type: 'member_left', room: 'r', user: 'bob', member_count: 3 });
+        ws.out({ type: 'presence', id: f.id, room: 'r', members: ['bob', 'cat'], member_count: 4 });
+      }
+    });
+    const c = client(srv.url);
+    const members = [];
+    c.on('members', (m) => members.push(m));
+    const info = await c.join('r');
+    assert.equal(info.count, 4);
+    await waitFor(() => members.at(-1)?.complete, { what: 'a complete member list' });
+    assert.deepEqual(presence, [['ann', 1000]]);
+    assert.deepEqual(c.members('r'), ['alice', 'ann', 'cat']);
+    assert.equal(c.memberCount('r'), 3);
+  });
+
   test('reports seqs that history no longer has as a gap', async () => {
     const srv = await fake((f, ws) => {
       if (f.type === 'join') ws.out({ type: 'joined', id: f.id, room: 'r', members: [], seq: 0, epoch: 'e1' }, msg(1), msg(4));

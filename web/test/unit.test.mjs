@@ -5,6 +5,8 @@ import { describe, test } from 'node:test';
 import {
   backoffDelay,
   idGenerator,
+  MEMBER_EVENTS_MAX,
+  MemberList,
   Outbox,
   parseFrames,
   reconnectPlan,
@@ -284,5 +286,71 @@ describe('Outbox', () => {
     assert.equal(ob.matchEcho('send', 'r', 'Y'), undefined);
     assert.equal(ob.matchEcho('dm', 'r', 'X'), undefined);
     assert.equal(ob.matchEcho('send', 'other', 'X').id, 'c');
+  });
+});
+
+describe('MemberList', () => {
+  const joinedEv = (user, count) => ({ type: 'member_joined', room: 'r', user, member_count: count });
+  const leftEv = (user, count) => ({ type: 'member_left', room: 'r', user, member_count: count });
+
+  test('a small room: joined is the whole list, events keep it', () => {
+    const l = new MemberList();
+    l.fromJoined({ members: ['ann', 'bob'], member_count: 2 });
+    assert.equal(l.complete, true);
+    assert.equal(l.next(), null);
+    l.onEvent(joinedEv('cat', 3));
+    l.onEvent(leftEv('ann', 2));
+    assert.deepEqual(l.list(), ['bob', 'cat']);
+    assert.equal(l.count, 2);
+  });
+
+  test('an old server without member_count: the list is whole and counted', () => {
+    const l = new MemberList();
+    l.fromJoined({ members: ['ann'] });
+    l.onEvent({ type: 'member_joined', room: 'r', user: 'bob' });
+    assert.deepEqual([l.list(), l.count, l.complete], [['ann', 'bob'], 2, true]);
+  });
+
+  test('a partial joined pages on; events during a page are applied again after it', () => {
+    const l = new MemberList();
+    l.fromJoined({ members: ['a1', 'a2'], member_count: 5, members_next: 'a2' });
+    assert.equal(l.complete, false);
+    assert.equal(l.next(), 'a2');
+    l.asking();
+    assert.equal(l.next(), null); // one page at a time
+    // The page was read before b2 left and c1 joined, whose events come
+    // while it is in flight.
+    l.onEvent(leftEv('b2', 4));
+    l.onEvent(joinedEv('c1', 5));
+    l.page({ members: ['b1', 'b2'], member_count: 5, members_next: 'b2' });
+    assert.deepEqual(l.list(), ['a1', 'a2', 'b1', 'c1']);
+    assert.equal(l.next(), 'b2');
+    l.asking();
+    l.page({ members: ['b3', 'c1'], member_count: 5 });
+    assert.deepEqual(l.list(), ['a1', 'a2', 'b1', 'b3', 'c1']);
+    assert.deepEqual([l.complete, l.count, l.next()], [true, 5, null]);
+  });
+
+  test('a room that grows large stops being complete, and is read again when it is small again', () => {
+    const max = MEMBER_EVENTS_MAX;
+    const l = new MemberList();
+    l.fromJoined({ members: ['ann'], member_count: max });
+    l.onEvent(joinedEv('zed', max + 1));
+    assert.deepEqual([l.complete, l.large, l.next()], [false, true, null]);
+    assert.equal(l.onEvent(leftEv('ann', max)), true); // small again: read again
+    l.restart();
+    assert.equal(l.next(), '');
+    l.asking();
+    l.page({ members: ['bob', 'zed'], member_count: 2 });
+    assert.deepEqual([l.list(), l.complete, l.count], [['bob', 'zed'], true, 2]);
+  });
+
+  test('a large room pages on demand and never claims to be complete', () => {
+    const l = new MemberList();
+    l.fromJoined({ members: ['a'], member_count: MEMBER_EVENTS_MAX + 5, members_next: 'a' });
+    assert.deepEqual([l.large, l.complete, l.next(), l.cursor], [true, false, null, 'a']);
+    l.asking();
+    l.page({ members: ['b'], member_count: MEMBER_EVENTS_MAX + 6 });
+    assert.deepEqual([l.list(), l.count, l.complete, l.cursor], [['a', 'b'], MEMBER_EVENTS_MAX + 6, false, null]);
   });
 });
