@@ -103,10 +103,12 @@ func TestJoinStormFrames(t *testing.T) {
 			checkLastJoined(t, joined, n)
 		}
 	}
-	// Join k (1-based) is announced to the k-1 members before it while
-	// k <= max+1.
-	if want := max * (max + 1) / 2; events != want {
-		t.Errorf("%d member events in all, want %d", events, want)
+	// Join k (1-based) is announced while k <= max+1, to the k-1 members
+	// before it and, since delivery lags the joins, to some joiners after it
+	// (a late member_joined of someone the joiner's list already has): at
+	// most n frames per announced join, so the storm stays linear in n.
+	if least, most := max*(max+1)/2, (max+1)*n; events < least || events > most {
+		t.Errorf("%d member events in all, want between %d and %d", events, least, most)
 	}
 	if joinedFrames != n {
 		t.Errorf("%d joined frames, want %d", joinedFrames, n)

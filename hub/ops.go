@@ -92,7 +92,8 @@ func (h *Hub) Kick(ctx context.Context, user string) (bool, error) {
 	return delivered, err
 }
 
-// Members returns the users in a room on any node.
+// Members returns every user in a room on any node, reading all the pages:
+// for tests and tools; requests page with MemberPage.
 func (h *Hub) Members(ctx context.Context, room string) ([]string, error) {
 	return h.members(ctx, room)
 }
@@ -132,8 +133,9 @@ func (h *Hub) deliverUser(user string, e Event) {
 	}
 }
 
-// MemberEvent returns the member_joined, member_left or typing event of user
-// in room, for the room's other users.
+// MemberEvent returns the typing event (or another event of typ naming user)
+// of user in room, for the room's other users. Member events, which carry
+// the room's count, come from MemberChange.
 func MemberEvent(room, typ, user string) Event {
 	frame := protocol.Encode(protocol.MemberEvent{Type: typ, Room: room, User: user})
 	return Event{Frame: frame, Exclude: user}
