@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -210,13 +211,21 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var r io.Reader = conn
-	if n := brw.Reader.Buffered(); n > 0 { // the client did not wait for the 101
+	br := bufio.NewReaderSize(conn, readBuffer)
+	if n := brw.Reader.Buffered(); n > 0 {
+		// The client sent before it had the 101 (net/http's background
+		// read may also hold a byte of it). The library takes what our
+		// reader has buffered and reads the rest from conn: buffer these
+		// bytes.
 		b, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn), max(n, readBuffer))
+		if _, err := br.Peek(n); err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("hijack: buffer early bytes: %w", err)
+		}
 	}
 	h.conn = conn
-	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, readBuffer), bufio.NewWriterSize(conn, writeBuffer)), nil
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, writeBuffer)), nil
 }
 
 // admit takes a connection slot for ip, or refuses when a limit is reached.
