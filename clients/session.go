@@ -34,6 +34,7 @@ type Session struct {
 	mu          sync.Mutex
 	queue       [][]byte // frames not yet written, oldest first
 	queued      int      // bytes in queue
+	spare       [][]byte // an emptied frame list kept for the writer's next round
 	writing     bool     // a writer goroutine runs; once closed, it stays true
 	pinging     bool     // a ping waits for its pong
 	closed      bool

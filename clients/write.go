@@ -17,8 +17,9 @@ import (
 // frame down without adding any delay.
 const maxBatch = 64 << 10
 
-// keepFrames is the capacity of frame list an idle session keeps for its
-// next queue; a burst's larger list is let go when the writer exits.
+// keepFrames is the capacity of frame list an idle session keeps (its queue
+// and the writer's spare, so that a writer started on demand allocates
+// none); a burst's larger lists are let go when the writer exits.
 const keepFrames = 8
 
 // batchPool holds the buffers batches are joined in. A writer takes one
@@ -64,10 +65,16 @@ func (s *Session) take(done [][]byte) (frames [][]byte, closed bool, code int, r
 	if s.closed {
 		return nil, true, s.closeCode, s.closeReason
 	}
+	if done == nil { // a new writer's first round
+		done, s.spare = s.spare, nil
+	}
 	if len(s.queue) == 0 {
 		s.writing = false
 		if cap(s.queue) > keepFrames { // a burst grew it
 			s.queue = nil
+		}
+		if cap(done) <= keepFrames {
+			s.spare = done[:0]
 		}
 		// Writes from the library's read side (pong answers) must not
 		// inherit the deadline of the last write.
