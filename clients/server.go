@@ -183,10 +183,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s := newSession(srv, conn, hw.conn, id, remote)
 	ctx := context.WithoutCancel(r.Context())
-	go func() {
-		defer srv.leave(ip)
-		s.serve(ctx)
-	}()
+	go s.serve(ctx, func() { srv.leave(ip) })
 }
 
 // Buffers of a connection's socket, sized for small frames: a larger read

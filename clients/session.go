@@ -133,7 +133,13 @@ func (s *Session) claimWriterLocked() bool {
 
 // serve runs the connection: welcome, then the loops, then cleanup. It
 // returns when the connection is closed and the session has left the hub.
-func (s *Session) serve(ctx context.Context) {
+// It calls release, when not nil, just before it leaves the hub: leaving
+// the hub is its last step, so whoever waits for the hub to empty (hub.Close)
+// waits for everything the session does.
+func (s *Session) serve(ctx context.Context, release func()) {
+	if release == nil {
+		release = func() {}
+	}
 	s.conn.SetReadLimit(s.srv.cfg.MaxFrame)
 	if err := s.srv.hub.Connect(ctx, s); err != nil {
 		code := protocol.CloseTryAgainLater
@@ -141,6 +147,7 @@ func (s *Session) serve(ctx context.Context) {
 			code = protocol.CloseGoingAway
 		}
 		s.conn.Close(websocket.StatusCode(code), "server unavailable")
+		release()
 		return
 	}
 	s.logEvent(s.srv.log.Info()).Str("remote", s.remote).Msg("connected")
@@ -167,8 +174,9 @@ func (s *Session) serve(ctx context.Context) {
 	}
 	s.tasks.Wait()
 	s.srv.unregister(s)
-	s.srv.hub.Disconnect(s)
 	s.logClose(err, byServer)
+	release()
+	s.srv.hub.Disconnect(s)
 }
 
 // expire closes a session whose token ran out without a refresh.

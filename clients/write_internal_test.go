@@ -38,7 +38,7 @@ func TestWriteBuffersShrink(t *testing.T) {
 		}
 		s := newSession(srv, conn, hw.conn, Identity{User: "u"}, r.RemoteAddr)
 		started <- s
-		s.serve(context.WithoutCancel(r.Context()))
+		s.serve(context.WithoutCancel(r.Context()), nil)
 		close(ended)
 	}))
 	defer ts.Close()
