@@ -14,6 +14,10 @@ import (
 
 // readLoop reads and handles client frames until the connection fails or the
 // session is closed. It returns the read error.
+//
+// A frame is scanned for valid UTF-8 once: by protocol.Decode, which
+// refuses invalid UTF-8; only when Decode fails, or when the frame is not
+// decoded at all, does the loop scan it itself, to close with 1007.
 func (s *Session) readLoop(ctx context.Context) error {
 	for {
 		typ, b, err := s.conn.Read(ctx)
@@ -24,11 +28,11 @@ func (s *Session) readLoop(ctx context.Context) error {
 			s.Close(protocol.CloseUnsupported, "binary frames are not supported")
 			return nil
 		}
-		if !utf8.Valid(b) {
-			s.Close(protocol.CloseInvalidUTF8, "text frame is not valid UTF-8")
-			return nil
+		v, why := s.limit.check(time.Now(), len(b))
+		if v != admit && !utf8.Valid(b) {
+			return s.closeInvalidUTF8()
 		}
-		switch v, why := s.limit.check(time.Now(), len(b)); v {
+		switch v {
 		case drop:
 			continue
 		case dropAndTell:
@@ -40,18 +44,25 @@ func (s *Session) readLoop(ctx context.Context) error {
 			s.Close(protocol.ClosePolicy, "rate limit exceeded for too long")
 			return nil
 		}
-		s.handle(ctx, b)
+		req, err := protocol.Decode(b)
+		if err != nil && !utf8.Valid(b) {
+			return s.closeInvalidUTF8()
+		}
+		s.handle(ctx, req, err)
 	}
 }
 
-// handle decodes one frame and answers it.
-func (s *Session) handle(ctx context.Context, b []byte) {
-	req, err := protocol.Decode(b)
-	if err != nil {
-		s.fail(req.ID, err)
-		return
+func (s *Session) closeInvalidUTF8() error {
+	s.Close(protocol.CloseInvalidUTF8, "text frame is not valid UTF-8")
+	return nil
+}
+
+// handle answers one decoded frame, or its decoding error.
+func (s *Session) handle(ctx context.Context, req protocol.Request, err error) {
+	if err == nil {
+		err = s.dispatch(ctx, req)
 	}
-	if err := s.dispatch(ctx, req); err != nil {
+	if err != nil {
 		s.fail(req.ID, err)
 	}
 }
@@ -170,7 +181,7 @@ const historyOverhead = 1024 + protocol.MaxHistoryLimit
 func (s *Session) fail(id json.RawMessage, err error) {
 	perr := hub.Describe(err)
 	if perr.Code == protocol.CodeInternal {
-		s.log.Error().Err(err).Msg("request failed")
+		s.logEvent(s.srv.log.Error()).Err(err).Msg("request failed")
 	}
 	s.reply(id, perr)
 }

@@ -1,11 +1,15 @@
 package clients
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -93,15 +97,20 @@ type HTTPError struct {
 func (e *HTTPError) Error() string { return e.Message }
 
 // Server accepts WebSocket connections at its ServeHTTP and serves each as a
-// Session of the hub.
+// Session of the hub, on a goroutine of the session's that ends when the
+// connection does (hub.Close ends them all). While it has sessions, one
+// keepalive goroutine pings them; it exits with the last one.
 type Server struct {
 	hub *hub.Hub
 	cfg Config
 	log zerolog.Logger
 
-	mu    sync.Mutex
-	total int            // open connections
-	perIP map[string]int // open connections per remote IP
+	mu      sync.Mutex
+	total   int            // open connections
+	perIP   map[string]int // open connections per remote IP
+	live    []*Session     // sessions the keepalive pings
+	keeping bool           // the keepalive goroutine runs
+	idle    chan struct{}  // capacity 1: live became empty
 }
 
 // NewServer returns a Server for h.
@@ -121,7 +130,7 @@ func NewServer(h *hub.Hub, cfg Config) *Server {
 	if cfg.Authenticate == nil {
 		cfg.Authenticate = Anonymous
 	}
-	return &Server{hub: h, cfg: cfg, log: cfg.Logger, perIP: make(map[string]int)}
+	return &Server{hub: h, cfg: cfg, log: cfg.Logger, perIP: make(map[string]int), idle: make(chan struct{}, 1)}
 }
 
 // Anonymous identifies a request by its ?name= parameter, or a generated
@@ -138,7 +147,10 @@ func Anonymous(r *http.Request) (Identity, error) {
 	return Identity{User: name}, nil
 }
 
-// ServeHTTP upgrades the request and serves the connection until it closes.
+// ServeHTTP upgrades the request and returns, leaving the connection to a
+// goroutine that serves it until it closes. (Returning lets net/http drop
+// the request and its buffers, which would otherwise live as long as the
+// connection.)
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if srv.cfg.CheckOrigin != nil {
 		if err := srv.cfg.CheckOrigin(r); err != nil {
@@ -156,7 +168,6 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	defer srv.leave(ip)
 	// Logs name the peer with its port, or the client a proxy forwarded.
 	remote := r.RemoteAddr
 	if host, _, err := net.SplitHostPort(remote); err != nil || host != ip {
@@ -164,12 +175,54 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Origin was vetted above, with JSON errors; the library's own check
 	// would answer in plain text.
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	hw := &hijacker{ResponseWriter: w}
+	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
+		srv.leave(ip)
 		return // Accept has written the HTTP error
 	}
-	s := newSession(srv, conn, id, remote)
-	s.serve(context.WithoutCancel(r.Context()))
+	s := newSession(srv, conn, hw.conn, id, remote)
+	ctx := context.WithoutCancel(r.Context())
+	go s.serve(ctx, func() { srv.leave(ip) })
+}
+
+// Buffers of a connection's socket, sized for small frames: a larger read
+// goes straight into the message, and a larger write takes two syscalls
+// (the buffer's worth with the frame header, then the rest) rather than
+// one. net/http's are 4 KiB each.
+const (
+	readBuffer  = 512
+	writeBuffer = 1 << 10
+)
+
+// hijacker hands the WebSocket library the hijacked socket with buffers of
+// readBuffer and writeBuffer bytes instead of net/http's, and keeps the
+// socket, whose write deadline bounds the session's writes.
+type hijacker struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(conn, readBuffer)
+	if n := brw.Reader.Buffered(); n > 0 {
+		// The client sent before it had the 101 (net/http's background
+		// read may also hold a byte of it). The library takes what our
+		// reader has buffered and reads the rest from conn: buffer these
+		// bytes.
+		b, _ := brw.Reader.Peek(n)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn), max(n, readBuffer))
+		if _, err := br.Peek(n); err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("hijack: buffer early bytes: %w", err)
+		}
+	}
+	h.conn = conn
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, writeBuffer)), nil
 }
 
 // admit takes a connection slot for ip, or refuses when a limit is reached.

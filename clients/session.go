@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -14,48 +15,58 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-// Session is one client connection. Its read loop runs on the HTTP handler's
-// goroutine and is the only caller of the hub on its behalf; a write loop
-// drains the outbound queue; a keepalive pings the peer. Enqueue and Close are
-// safe for concurrent use and never block, so the hub may call them while
-// fanning out.
+// Session is one client connection. Its read loop runs on a goroutine of
+// its own and is the only caller of the hub on its behalf. A writer
+// goroutine exists only while frames are waiting: Enqueue starts one when
+// the queue goes non-empty and it exits once the queue is drained, so an
+// idle session is one goroutine and no buffers. Pings come from the
+// Server's keepalive. Enqueue and Close are safe for concurrent use and
+// never block, so the hub may call them while fanning out.
 type Session struct {
 	srv     *Server
 	conn    *websocket.Conn
+	nc      net.Conn // the socket under conn: its write deadline bounds every write
 	id      string
 	ident   Identity
 	remote  string
-	log     zerolog.Logger
 	started time.Time
 
 	mu          sync.Mutex
 	queue       [][]byte // frames not yet written, oldest first
 	queued      int      // bytes in queue
+	spare       [][]byte // an emptied frame list kept for the writer's next round
+	writing     bool     // a writer goroutine runs; once closed, it stays true
+	pinging     bool     // a ping waits for its pong
 	closed      bool
 	closeCode   int
 	closeReason string
-	wake        chan struct{} // capacity 1: the write loop has work
 
-	out    writeBuffers // owned by the write loop
+	slot   int            // index in srv.live; guarded by srv.mu
+	tasks  sync.WaitGroup // the writer and ping goroutines; Add only under mu while open
 	limit  limiter
 	expiry *time.Timer // closes the session when its credentials expire; nil without expiry
 }
 
 var _ hub.Session = (*Session)(nil)
 
-func newSession(srv *Server, conn *websocket.Conn, id Identity, remote string) *Session {
-	s := &Session{
+func newSession(srv *Server, conn *websocket.Conn, nc net.Conn, id Identity, remote string) *Session {
+	return &Session{
 		srv:     srv,
 		conn:    conn,
+		nc:      nc,
 		id:      randomHex(8),
 		ident:   id,
 		remote:  remote,
 		started: time.Now(),
-		wake:    make(chan struct{}, 1),
+		slot:    -1,
 		limit:   newLimiter(srv.cfg.RateLimit, srv.cfg.RateLimitBytes, srv.cfg.MaxFrame),
 	}
-	s.log = srv.log.With().Str("session", s.id).Str("user", id.User).Logger()
-	return s
+}
+
+// logEvent adds the session's fields to a log event. (A child logger per
+// session would hold a buffer for the two lines it writes.)
+func (s *Session) logEvent(e *zerolog.Event) *zerolog.Event {
+	return e.Str("session", s.id).Str("user", s.ident.User)
 }
 
 // ID implements hub.Session.
@@ -65,50 +76,70 @@ func (s *Session) ID() string { return s.id }
 func (s *Session) User() string { return s.ident.User }
 
 // Enqueue implements hub.Session: it queues frame, or closes the session with
-// 1013 when the queue would exceed its byte bound.
+// 1013 when the queue would exceed its byte bound. It starts a writer only
+// when none is running: frames queued while one writes are its next batch.
 func (s *Session) Enqueue(frame []byte) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return
 	}
+	var start bool
 	if s.queued+len(frame) > s.srv.cfg.QueueBytes {
-		s.closeLocked(protocol.CloseTryAgainLater, "too slow: outbound queue overflowed")
-		s.mu.Unlock()
-		return
+		start = s.closeLocked(protocol.CloseTryAgainLater, "too slow: outbound queue overflowed")
+	} else {
+		s.queue = append(s.queue, frame)
+		s.queued += len(frame)
+		start = s.claimWriterLocked()
 	}
-	s.queue = append(s.queue, frame)
-	s.queued += len(frame)
 	s.mu.Unlock()
-	s.signal()
+	if start {
+		go s.writeLoop()
+	}
 }
 
 // Close implements hub.Session. The first call's code and reason win.
 func (s *Session) Close(code int, reason string) {
 	s.mu.Lock()
-	s.closeLocked(code, reason)
+	start := s.closeLocked(code, reason)
 	s.mu.Unlock()
+	if start {
+		go s.writeLoop()
+	}
 }
 
-func (s *Session) closeLocked(code int, reason string) {
+// closeLocked marks the session closed and drops its queue; the writer
+// then sends the close frame. It reports whether the caller must start
+// that writer.
+func (s *Session) closeLocked(code int, reason string) bool {
 	if s.closed {
-		return
+		return false
 	}
 	s.closed, s.closeCode, s.closeReason = true, code, reason
 	s.queue, s.queued = nil, 0
-	s.signal()
+	return s.claimWriterLocked()
 }
 
-func (s *Session) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+// claimWriterLocked reports whether the caller must start a writer, none
+// running, and counts it in s.tasks. At most one writer runs at a time.
+func (s *Session) claimWriterLocked() bool {
+	if s.writing {
+		return false
 	}
+	s.writing = true
+	s.tasks.Add(1)
+	return true
 }
 
 // serve runs the connection: welcome, then the loops, then cleanup. It
 // returns when the connection is closed and the session has left the hub.
-func (s *Session) serve(ctx context.Context) {
+// It calls release, when not nil, just before it leaves the hub: leaving
+// the hub is its last step, so whoever waits for the hub to empty (hub.Close)
+// waits for everything the session does.
+func (s *Session) serve(ctx context.Context, release func()) {
+	if release == nil {
+		release = func() {}
+	}
 	s.conn.SetReadLimit(s.srv.cfg.MaxFrame)
 	if err := s.srv.hub.Connect(ctx, s); err != nil {
 		code := protocol.CloseTryAgainLater
@@ -116,33 +147,36 @@ func (s *Session) serve(ctx context.Context) {
 			code = protocol.CloseGoingAway
 		}
 		s.conn.Close(websocket.StatusCode(code), "server unavailable")
+		release()
 		return
 	}
-	s.log.Info().Str("remote", s.remote).Msg("connected")
+	s.logEvent(s.srv.log.Info()).Str("remote", s.remote).Msg("connected")
 	s.Enqueue(protocol.Encode(protocol.Welcome{
 		Type: protocol.TypeWelcome, Session: s.id, User: s.ident.User, Name: s.ident.Name,
 		Node: s.srv.cfg.NodeID, Protocol: protocol.Version,
 	}))
+	s.srv.register(s)
 
 	if !s.ident.Expires.IsZero() {
 		s.expiry = time.AfterFunc(time.Until(s.ident.Expires), s.expire)
 		defer s.expiry.Stop()
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); s.writeLoop() }()
-	go func() { defer wg.Done(); s.keepalive(ctx) }()
+	// ctx has no Done channel, so the library arms no timer per read: the
+	// loop ends when the connection is closed.
 	err := s.readLoop(ctx)
 	s.mu.Lock()
 	byServer := s.closed
-	s.closeLocked(protocol.CloseNormal, "")
+	start := s.closeLocked(protocol.CloseNormal, "")
 	s.mu.Unlock()
-	cancel()
-	wg.Wait()
-	s.srv.hub.Disconnect(s)
+	if start {
+		go s.writeLoop()
+	}
+	s.tasks.Wait()
+	s.srv.unregister(s)
 	s.logClose(err, byServer)
+	release()
+	s.srv.hub.Disconnect(s)
 }
 
 // expire closes a session whose token ran out without a refresh.
@@ -221,6 +255,6 @@ func (s *Session) logClose(readErr error, byServer bool) {
 	default:
 		code, reason = int(websocket.StatusAbnormalClosure), "connection lost"
 	}
-	s.log.Info().Str("remote", s.remote).Dur("duration", time.Since(s.started)).
+	s.logEvent(s.srv.log.Info()).Str("remote", s.remote).Dur("duration", time.Since(s.started)).
 		Int("code", code).Str("reason", reason).Msg("disconnected")
 }

@@ -1,107 +1,99 @@
 package clients
 
 import (
-	"bytes"
 	"context"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 )
 
-// Batching: when more than batchAfter frames are waiting, they are joined
-// with '\n' into messages of at most maxBatch bytes (a single larger frame is
-// sent alone). A few frames are sent one per message, so a person reading a
-// wscat session sees one frame per line; batching is for clients under load.
-const (
-	batchAfter = 4
-	maxBatch   = 64 << 10
-)
+// Coalescing: the frames queued while a write is in flight go out together
+// in the next write, joined with '\n' into messages of at most maxBatch
+// bytes (a single larger frame is sent alone). A lone waiting frame goes
+// out alone, so when traffic is slow a person reading a wscat session sees
+// one frame per message; under load a write carries everything that piled
+// up during the previous one, which is what keeps the write syscalls per
+// frame down without adding any delay.
+const maxBatch = 64 << 10
 
-// Buffers the write path keeps between rounds. A burst grows them (the
-// batch to maxBatch, the frame lists to the burst's length); beyond these
-// sizes they are let go after the round, so an idle session holds no large
-// buffer.
-const (
-	keepBatch  = 4 << 10 // bytes of batch buffer
-	keepFrames = 64      // frames of a frame list
-	frameSlot  = 24      // bytes of one entry of a frame list
-	keepBytes  = keepBatch + keepFrames*frameSlot
-)
+// keepFrames is the capacity of frame list an idle session keeps (its queue
+// and the writer's spare, so that a writer started on demand allocates
+// none); a burst's larger lists are let go when the writer exits.
+const keepFrames = 8
 
-// writeBuffers are the write loop's own buffers, reused from round to
-// round.
-type writeBuffers struct {
-	batch  bytes.Buffer
-	frames [][]byte
-}
+// batchPool holds the buffers batches are joined in. A writer takes one
+// for a round and puts it back, so an idle session holds none.
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
-// release empties the buffers after a round, dropping them when a burst
-// made them large.
-func (b *writeBuffers) release() {
-	clear(b.frames)
-	b.frames = b.frames[:0]
-	if cap(b.frames) > keepFrames {
-		b.frames = nil
-	}
-	b.batch.Reset()
-	if b.batch.Cap() > keepBatch {
-		b.batch = bytes.Buffer{}
-	}
-}
-
-// retained is the bytes the buffers hold on to.
-func (b *writeBuffers) retained() int {
-	return b.batch.Cap() + cap(b.frames)*frameSlot
-}
-
-// writeLoop writes queued frames until the session is closed, then sends the
-// close frame. A write that misses its deadline drops the connection.
+// writeLoop writes queued frames until the queue is empty, then exits; or
+// until the session is closed, then it sends the close frame. It is
+// started by whoever claimed the writer (claimWriterLocked). A write that
+// misses its deadline drops the connection.
 func (s *Session) writeLoop() {
-	for range s.wake {
+	defer s.tasks.Done()
+	var frames [][]byte
+	for {
+		var closed bool
 		var code int
 		var reason string
-		var closed bool
-		s.out.frames, code, reason, closed = s.take(s.out.frames)
-		if closed {
+		frames, closed, code, reason = s.take(frames)
+		switch {
+		case closed:
+			s.nc.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
 			s.conn.Close(websocket.StatusCode(code), reason)
 			return
+		case len(frames) == 0:
+			return
 		}
-		if err := s.write(&s.out.batch, s.out.frames); err != nil {
+		if err := s.write(frames); err != nil {
 			s.Close(int(websocket.StatusAbnormalClosure), "write failed")
 			s.conn.CloseNow()
 			return
 		}
-		s.out.release()
 	}
 }
 
-// take moves the queued frames into frames, or reports that the session is
-// closed.
-func (s *Session) take(frames [][]byte) ([][]byte, int, string, bool) {
+// take returns the queued frames, handing the emptied list of the previous
+// round (done) back to the queue; or reports that the session is closed.
+// With nothing queued it releases the writer: the caller must exit, and
+// the next Enqueue starts a new one.
+func (s *Session) take(done [][]byte) (frames [][]byte, closed bool, code int, reason string) {
+	clear(done)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return frames, s.closeCode, s.closeReason, true
+		return nil, true, s.closeCode, s.closeReason
 	}
-	frames = append(frames, s.queue...)
-	clear(s.queue)
-	s.queue, s.queued = s.queue[:0], 0
-	if cap(s.queue) > keepFrames { // a burst grew it
-		s.queue = nil
+	if done == nil { // a new writer's first round
+		done, s.spare = s.spare, nil
 	}
-	return frames, 0, "", false
+	if len(s.queue) == 0 {
+		s.writing = false
+		if cap(s.queue) > keepFrames { // a burst grew it
+			s.queue = nil
+		}
+		if cap(done) <= keepFrames {
+			s.spare = done[:0]
+		}
+		// Writes from the library's read side (pong answers) must not
+		// inherit the deadline of the last write.
+		s.nc.SetWriteDeadline(time.Time{})
+		return nil, false, 0, ""
+	}
+	frames = s.queue
+	s.queue, s.queued = done[:0], 0
+	return frames, false, 0, ""
 }
 
-// write sends frames, batching them when there are many.
-func (s *Session) write(batch *bytes.Buffer, frames [][]byte) error {
-	if len(frames) <= batchAfter {
-		for _, f := range frames {
-			if err := s.writeMessage(f); err != nil {
-				return err
-			}
-		}
-		return nil
+// write sends frames: a lone frame as it is, several joined with '\n' in
+// messages of at most maxBatch bytes.
+func (s *Session) write(frames [][]byte) error {
+	if len(frames) == 1 {
+		return s.writeMessage(frames[0])
 	}
+	buf := batchPool.Get().(*[]byte)
+	defer batchPool.Put(buf)
 	for len(frames) > 0 {
 		n, size := 1, len(frames[0])
 		for n < len(frames) && size+1+len(frames[n]) <= maxBatch {
@@ -110,14 +102,14 @@ func (s *Session) write(batch *bytes.Buffer, frames [][]byte) error {
 		}
 		msg := frames[0] // a frame alone is not copied
 		if n > 1 {
-			batch.Reset()
+			b := (*buf)[:0]
 			for i, f := range frames[:n] {
 				if i > 0 {
-					batch.WriteByte('\n')
+					b = append(b, '\n')
 				}
-				batch.Write(f)
+				b = append(b, f...)
 			}
-			msg = batch.Bytes()
+			*buf, msg = b, b
 		}
 		if err := s.writeMessage(msg); err != nil {
 			return err
@@ -127,30 +119,10 @@ func (s *Session) write(batch *bytes.Buffer, frames [][]byte) error {
 	return nil
 }
 
+// writeMessage writes one message within WriteTimeout. The deadline is the
+// socket's own: the library gets a context without a Done channel, so it
+// arms no timer or context per write.
 func (s *Session) writeMessage(msg []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.WriteTimeout)
-	defer cancel()
-	return s.conn.Write(ctx, websocket.MessageText, msg)
-}
-
-// keepalive pings the peer every PingInterval and drops it when a pong does
-// not come back within the next interval.
-func (s *Session) keepalive(ctx context.Context) {
-	t := time.NewTicker(s.srv.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pingCtx, cancel := context.WithTimeout(ctx, s.srv.cfg.PingInterval)
-		err := s.conn.Ping(pingCtx)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			s.Close(int(websocket.StatusGoingAway), "ping timeout")
-			s.conn.CloseNow()
-			return
-		}
-	}
+	s.nc.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+	return s.conn.Write(context.Background(), websocket.MessageText, msg)
 }
