@@ -162,7 +162,7 @@ func TestCloseWhileWriting(t *testing.T) {
 	if len(frames) != 2 || decode(t, frames[1])["seq"] == nil {
 		t.Errorf("bob got %d frames before the close, want member_joined and the message in flight", len(frames))
 	}
-	alice.expect(`{"type":"member_left","room":"r","user":"bob"}`)
+	alice.expect(`{"type":"member_left","room":"r","user":"bob","member_count":1}`)
 }
 
 // TestKeepaliveDropsDeadPeer checks that the server's keepalive closes a
