@@ -53,6 +53,11 @@ type Config struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds every write to a client. Default 5s.
 	WriteTimeout time.Duration
+	// WriteDelay, when not 0, is how long a connection's writer waits,
+	// once woken by a first frame, for more to join it in one write: fewer
+	// write syscalls per frame under load, at the cost of that much
+	// latency. Default 0: a frame is written at once.
+	WriteDelay time.Duration
 	// Authenticate, when set, decides the identity of an upgrade request.
 	// Default: anonymous, the user name taken from ?name=.
 	Authenticate func(r *http.Request) (Identity, error)
@@ -101,9 +106,10 @@ func (e *HTTPError) Error() string { return e.Message }
 // connection does (hub.Close ends them all). While it has sessions, one
 // keepalive goroutine pings them; it exits with the last one.
 type Server struct {
-	hub *hub.Hub
-	cfg Config
-	log zerolog.Logger
+	hub   *hub.Hub
+	cfg   Config
+	log   zerolog.Logger
+	start time.Time // for since
 
 	mu      sync.Mutex
 	total   int            // open connections
@@ -112,6 +118,10 @@ type Server struct {
 	keeping bool           // the keepalive goroutine runs
 	idle    chan struct{}  // capacity 1: live became empty
 }
+
+// since returns the monotonic nanoseconds since the server was made: never
+// 0 once a session exists.
+func (srv *Server) since() int64 { return int64(time.Since(srv.start)) + 1 }
 
 // NewServer returns a Server for h.
 func NewServer(h *hub.Hub, cfg Config) *Server {
@@ -130,7 +140,7 @@ func NewServer(h *hub.Hub, cfg Config) *Server {
 	if cfg.Authenticate == nil {
 		cfg.Authenticate = Anonymous
 	}
-	return &Server{hub: h, cfg: cfg, log: cfg.Logger, perIP: make(map[string]int), idle: make(chan struct{}, 1)}
+	return &Server{hub: h, cfg: cfg, log: cfg.Logger, start: time.Now(), perIP: make(map[string]int), idle: make(chan struct{}, 1)}
 }
 
 // Anonymous identifies a request by its ?name= parameter, or a generated

@@ -31,12 +31,16 @@ type Session struct {
 	remote  string
 	started time.Time
 
-	mu          sync.Mutex
-	queue       [][]byte // frames not yet written, oldest first
-	queued      int      // bytes in queue
-	spare       [][]byte // an emptied frame list kept for the writer's next round
-	writing     bool     // a writer goroutine runs; once closed, it stays true
-	pinging     bool     // a ping waits for its pong
+	mu      sync.Mutex
+	queue   [][]byte // frames not yet written, oldest first
+	queued  int      // bytes in queue
+	spare   [][]byte // an emptied frame list kept for the writer's next round
+	writing bool     // a writer goroutine runs; once closed, it stays true
+	// lastWrite is when the last writer finished (monotonic nanoseconds
+	// since the server started): a writer woken soon after it applies
+	// WriteDelay, one woken after a quiet spell writes at once.
+	lastWrite   int64
+	pinging     bool // a ping waits for its pong
 	closed      bool
 	closeCode   int
 	closeReason string

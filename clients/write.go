@@ -32,6 +32,9 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return 
 // misses its deadline drops the connection.
 func (s *Session) writeLoop() {
 	defer s.tasks.Done()
+	if s.busy() {
+		time.Sleep(s.srv.cfg.WriteDelay) // let more frames join the first one
+	}
 	var frames [][]byte
 	for {
 		var closed bool
@@ -54,6 +57,24 @@ func (s *Session) writeLoop() {
 	}
 }
 
+// busyWindow is how recent a session's last write must be for its writer to
+// wait WriteDelay: a connection receiving a steady stream gets its frames in
+// fewer writes, one that receives a frame after a quiet spell (a chat at
+// human pace) gets it at once.
+const busyWindow = 20 * time.Millisecond
+
+// busy reports whether the writer just started should wait WriteDelay.
+func (s *Session) busy() bool {
+	d := s.srv.cfg.WriteDelay
+	if d <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	last := s.lastWrite
+	s.mu.Unlock()
+	return last != 0 && s.srv.since()-last < int64(max(busyWindow, 2*d))
+}
+
 // take returns the queued frames, handing the emptied list of the previous
 // round (done) back to the queue; or reports that the session is closed.
 // With nothing queued it releases the writer: the caller must exit, and
@@ -70,6 +91,7 @@ func (s *Session) take(done [][]byte) (frames [][]byte, closed bool, code int, r
 	}
 	if len(s.queue) == 0 {
 		s.writing = false
+		s.lastWrite = s.srv.since()
 		if cap(s.queue) > keepFrames { // a burst grew it
 			s.queue = nil
 		}

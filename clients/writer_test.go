@@ -201,3 +201,33 @@ func TestKeepaliveDropsDeadPeer(t *testing.T) {
 		t.Errorf("%d sessions, want the live one", n)
 	}
 }
+
+// TestWriteDelay checks that with WriteDelay a connection that just had a
+// write waits for more frames to share the next one, while a frame after a
+// quiet spell goes out alone at once.
+func TestWriteDelay(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, clients.Config{WriteDelay: 300 * time.Millisecond}, options{})
+	bob := srv.dial("bob")
+	bob.send(`{"type":"join","room":"r"}`)
+	bob.next()
+	alice := srv.dial("alice")
+	alice.send(`{"type":"join","room":"r"}`)
+	alice.next()
+	if m := decode(t, readMessage(t, bob)); m["type"] != "member_joined" {
+		t.Fatalf("bob got %v, want member_joined", m)
+	}
+	time.Sleep(time.Second) // a quiet spell: bob's next frame goes out at once
+
+	alice.send(`{"type":"send","room":"r","data":1}`)
+	if got := seqs(t, readMessage(t, bob)); len(got) != 1 || got[0] != "1" {
+		t.Fatalf("after a quiet spell bob got %v, want message 1 alone", got)
+	}
+	// Bob was just written to: the next frame waits for the others.
+	for i := 2; i <= 4; i++ {
+		alice.send(fmt.Sprintf(`{"type":"send","room":"r","data":%d}`, i))
+	}
+	if got := seqs(t, readMessage(t, bob)); strings.Join(got, ",") != "2,3,4" {
+		t.Errorf("a busy connection got %v in one message, want 2,3,4", got)
+	}
+}

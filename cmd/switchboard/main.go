@@ -108,6 +108,17 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		return fmt.Errorf("%w: listen: %v", errUsage, err)
 	}
 	log.Info().Str("addr", ln.Addr().String()).Str("broker", brokerName(cfg)).Msg("listening")
+	if cfg.PprofAddr != "" {
+		pctx, stopPprof := context.WithCancel(context.Background())
+		stopped, err := startPprof(pctx, cfg.PprofAddr, log)
+		if err != nil {
+			stopPprof()
+			ln.Close()
+			broker.Close(context.Background())
+			return err
+		}
+		defer func() { stopPprof(); <-stopped }()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -130,6 +141,7 @@ func clientsConfig(cfg config, log zerolog.Logger) clients.Config {
 		QueueBytes:          cfg.QueueBytes,
 		RateLimit:           rate.Limit(cfg.RateLimit),
 		RateLimitBytes:      cfg.RateLimitBytes,
+		WriteDelay:          cfg.WriteDelay,
 		TrustedProxies:      cfg.TrustedProxies,
 		CheckOrigin:         originChecker(cfg.AllowedOrigins),
 		MaxConnections:      cfg.MaxConnections,
