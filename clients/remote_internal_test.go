@@ -72,3 +72,37 @@ func TestRemoteIP(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRemoteIP feeds arbitrary Forwarded and X-Forwarded-For headers from a
+// trusted and an untrusted peer: remoteIP never fails, always answers a
+// valid address, believes no header from an untrusted peer, and without
+// headers answers the peer.
+func FuzzRemoteIP(f *testing.F) {
+	f.Add(`for=192.0.2.60;proto=http;by=203.0.113.43`, "203.0.113.195, 10.1.2.3")
+	f.Add(`for="[2001:db8:cafe::17]:4711"`, "")
+	f.Add(`for=unknown, for=_hidden`, "garbage,,")
+	f.Add("", "2001:db8::1")
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	f.Fuzz(func(t *testing.T, fwd, xff string) {
+		for _, peer := range []string{"10.0.0.1:5000", "192.0.2.1:5000"} {
+			r := &http.Request{RemoteAddr: peer, Header: http.Header{}}
+			if fwd != "" {
+				r.Header.Set("Forwarded", fwd)
+			}
+			if xff != "" {
+				r.Header.Set("X-Forwarded-For", xff)
+			}
+			got := remoteIP(r, trusted)
+			if _, err := netip.ParseAddr(got); err != nil {
+				t.Fatalf("peer %s: remoteIP = %q, not an address", peer, got)
+			}
+			host := peer[:len(peer)-len(":5000")]
+			if peer == "192.0.2.1:5000" && got != host {
+				t.Fatalf("untrusted peer: remoteIP = %q, want the peer %s", got, host)
+			}
+			if got != host && fwd == "" && xff == "" {
+				t.Fatalf("remoteIP = %q without headers, want the peer %s", got, host)
+			}
+		}
+	})
+}
