@@ -13,7 +13,9 @@ import (
 // epoch's first message, whose seq is 1 again.
 func TestEpochChange(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, memorybroker.Config{HistoryTTL: 50 * time.Millisecond}, hub.Config{})
+	// The TTL is long enough that the next messages, sent at once, never
+	// outlive it on a slow machine, and short enough to wait out.
+	h := newHub(t, memorybroker.Config{HistoryTTL: time.Second}, hub.Config{})
 	alice, bob := h.connect("alice"), h.connect("bob")
 	h.join(alice, "lobby")
 	h.join(bob, "lobby")
@@ -21,7 +23,7 @@ func TestEpochChange(t *testing.T) {
 	before := h.position("lobby").Epoch
 	alice.take(t)
 
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(1200 * time.Millisecond)
 	h.send(bob, "lobby", `"new"`)
 	after := h.position("lobby").Epoch
 	if after == before {
