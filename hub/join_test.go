@@ -126,21 +126,11 @@ func (b *gatedBroker) History(ctx context.Context, room string, q hub.HistoryQue
 	return page, err
 }
 
-// gatedPresence blocks the next Members call, before it reads, until
-// release is closed, or fails the calls while failMembers is set.
+// gatedPresence fails the Members calls while failMembers is set.
 type gatedPresence struct {
 	hub.Presence
 	mu          sync.Mutex
-	armed       bool
-	entered     chan struct{}
-	release     chan struct{}
 	failMembers error
-}
-
-func (p *gatedPresence) arm() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.armed, p.entered, p.release = true, make(chan struct{}), make(chan struct{})
 }
 
 func (p *gatedPresence) fail(err error) {
@@ -151,13 +141,8 @@ func (p *gatedPresence) fail(err error) {
 
 func (p *gatedPresence) Members(ctx context.Context, room, after string, limit int) (hub.MemberPage, error) {
 	p.mu.Lock()
-	armed, err := p.armed, p.failMembers
-	p.armed = false
+	err := p.failMembers
 	p.mu.Unlock()
-	if armed {
-		close(p.entered)
-		<-p.release
-	}
 	if err != nil {
 		return hub.MemberPage{}, err
 	}
