@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,7 @@ type Hub struct {
 	sessions map[Session]map[string]struct{} // session → rooms it joined
 	closing  bool
 	drained  chan struct{} // closed once closing and sessions is empty
+	progress drainProgress // of the latest Close or Drain
 
 	published atomic.Uint64
 }
@@ -212,9 +214,51 @@ func (h *Hub) closeDrainedLocked() {
 	}
 }
 
-// Close refuses new sessions, closes every session with code and reason, and
-// waits until all of them have disconnected or ctx is done.
+// Close refuses new sessions, closes every session at once with code and
+// reason, and waits until all of them have disconnected or ctx is done. It
+// is Drain without pacing.
 func (h *Hub) Close(ctx context.Context, code int, reason string) error {
+	return h.Drain(ctx, code, reason, Pace{})
+}
+
+// Pace spreads the closes of Hub.Drain over time. Its zero value closes
+// every session at once.
+type Pace struct {
+	// Rate is the most sessions closed per second, in batches every 50ms
+	// (drainTick). 0 means no limit: every session at once.
+	Rate int
+	// Within, when not 0, raises Rate as far as needed for the last batch
+	// to go within this time of the start, however many sessions there
+	// are. Default: Rate is never raised.
+	Within time.Duration
+}
+
+// drainTick is how often Drain closes a batch of sessions.
+const drainTick = 50 * time.Millisecond
+
+// rate returns the sessions per second at which n sessions are closed,
+// 0 for all at once.
+func (p Pace) rate(n int) float64 {
+	if p.Rate <= 0 {
+		return 0
+	}
+	rate := float64(p.Rate)
+	if p.Within > 0 {
+		rate = max(rate, float64(n)/p.Within.Seconds())
+	}
+	return rate
+}
+
+// Drain refuses new sessions, closes every session with code and reason,
+// paced by pace, and waits until all of them have disconnected or ctx is
+// done. When ctx is done before the last batch, the remaining sessions are
+// closed at once: none is left without its close code. Drain logs a line
+// when it starts, one a second while it paces, and one at the end.
+//
+// Spreading the closes of a node that restarts spreads the reconnects its
+// clients make to the other nodes, and their recovery reads.
+func (h *Hub) Drain(ctx context.Context, code int, reason string, pace Pace) error {
+	start := time.Now()
 	h.mu.Lock()
 	h.closing = true
 	sessions := make([]Session, 0, len(h.sessions))
@@ -225,15 +269,87 @@ func (h *Hub) Close(ctx context.Context, code int, reason string) error {
 		h.closeDrainedLocked()
 	}
 	h.mu.Unlock()
-	for _, s := range sessions {
-		s.Close(code, reason)
-	}
+	h.progress.start(len(sessions))
+	rate := pace.rate(len(sessions))
+	h.log.Info().Int("sessions", len(sessions)).Float64("rate", rate).Int("code", code).Msg("closing sessions")
+
+	h.closePaced(ctx, sessions, code, reason, rate)
+	var err error
 	select {
 	case <-h.drained:
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+
+	closed, total := h.progress.get()
+	h.mu.Lock()
+	left := len(h.sessions)
+	h.mu.Unlock()
+	h.log.Info().Int("closed", closed).Int("sessions", total).Int("left", left).Dur("took", time.Since(start)).Msg("sessions closed")
+	return err
+}
+
+// closePaced closes sessions with code and reason, rate a second (all at
+// once when rate is 0), and the rest at once when ctx is done. How many
+// are closed by now follows the clock, so a late tick catches up.
+func (h *Hub) closePaced(ctx context.Context, sessions []Session, code int, reason string, rate float64) {
+	start, logged := time.Now(), time.Now()
+	tick := time.NewTicker(drainTick)
+	defer tick.Stop()
+	closed := 0
+	for {
+		due := len(sessions)
+		if rate > 0 && ctx.Err() == nil {
+			elapsed := time.Since(start) + drainTick // the first batch goes at once
+			due = min(due, int(math.Ceil(rate*elapsed.Seconds())))
+		}
+		for _, s := range sessions[closed:due] {
+			s.Close(code, reason)
+		}
+		h.progress.add(due - closed)
+		if closed = due; closed == len(sessions) {
+			return
+		}
+		if time.Since(logged) >= time.Second {
+			logged = time.Now()
+			h.log.Info().Int("closed", closed).Int("sessions", len(sessions)).Msg("sessions closing")
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// DrainProgress returns how many sessions the latest Close or Drain has
+// closed so far, and how many there were when it started; (0, 0) before
+// the first. It is safe to call at any time, for metrics.
+func (h *Hub) DrainProgress() (closed, total int) {
+	return h.progress.get()
+}
+
+// drainProgress counts a Drain's closes, for DrainProgress.
+type drainProgress struct {
+	mu            sync.Mutex
+	closed, total int
+}
+
+func (p *drainProgress) start(total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed, p.total = 0, total
+}
+
+func (p *drainProgress) add(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed += n
+}
+
+func (p *drainProgress) get() (closed, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed, p.total
 }
 
 // Stats is a snapshot of this node's hub.

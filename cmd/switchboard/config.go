@@ -29,6 +29,8 @@ type config struct {
 	RedisURL        string
 	PresenceTTL     time.Duration
 	ShutdownTimeout time.Duration
+	DrainDelay      time.Duration
+	DrainRate       int
 
 	JWTSecret         string
 	APIKey            string
@@ -41,6 +43,10 @@ type config struct {
 	// HTTP bounds every HTTP connection; not a flag (tests shorten it).
 	HTTP httpLimits
 }
+
+// maxDrainDelay bounds --drain-delay: a load balancer notices a failing
+// /readyz within seconds, and a stop grace period must outlast the delay.
+const maxDrainDelay = 5 * time.Minute
 
 // errUsage marks a configuration error: main exits with code 2.
 var errUsage = errors.New("usage")
@@ -70,6 +76,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:6379/0) for a cluster; empty runs single-node in memory")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 30*time.Second, "with Redis: how long a crashed node's users stay in presence (nodes refresh every third of it)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "on SIGTERM, how long the node keeps serving with /readyz failing and new connections refused (503), so that the load balancer stops routing to it, before it closes its sessions with 1012; 0 closes at once; at most 5m")
+	fs.IntVar(&c.DrainRate, "drain-rate", 1000, "on SIGTERM, most sessions closed per second (raised so that closing takes at most half of shutdown-timeout)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret (at least 32 bytes); when set, every connection needs a JWT")
 	fs.StringVar(&c.APIKey, "api-key", "", "key of the server HTTP API under /api (Authorization: Bearer KEY); empty disables the API")
 	fs.Func("allowed-origins", "comma-separated browser origins allowed to connect, as host globs (*.example.com); the server's own host and localhost are always allowed", func(v string) error {
@@ -148,6 +156,10 @@ func (c *config) validate() error {
 		return errors.New("presence-ttl must be at least 1s")
 	case c.ShutdownTimeout <= 0:
 		return errors.New("shutdown-timeout must be positive")
+	case c.DrainDelay < 0 || c.DrainDelay > maxDrainDelay:
+		return errors.New("drain-delay must be 0-5m")
+	case c.DrainRate < 1:
+		return errors.New("drain-rate must be at least 1")
 	case c.LogFormat != "" && c.LogFormat != "console" && c.LogFormat != "json":
 		return errors.New("log-format must be console or json")
 	case c.JWTSecret != "" && len(c.JWTSecret) < minSecretLen:

@@ -29,7 +29,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -43,8 +43,55 @@ func main() {
 	}
 }
 
+// signalContext returns a context that the first SIGTERM or SIGINT cancels,
+// and a function that releases it. SIGTERM, how supervisors (Docker,
+// Kubernetes, systemd) stop a process, cancels it with a drainRequest: the
+// server drains before it stops. SIGINT, a person's Ctrl-C, cancels it
+// with errInterrupted: the server stops at once. A second signal of either
+// kind cuts a drain's delay short; after it, signals have their default
+// effect again, so a third ends the process on the spot.
+func signalContext() (context.Context, context.CancelFunc) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	hurry, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer signal.Stop(sigs)
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+		case <-done:
+			return
+		}
+		if sig == syscall.SIGTERM {
+			cancel(drainRequest{hurry: hurry})
+		} else {
+			cancel(errInterrupted)
+		}
+		select {
+		case <-sigs:
+			close(hurry)
+		case <-done:
+		}
+	}()
+	return ctx, func() { close(done); cancel(nil) }
+}
+
+// errInterrupted is the cause of the context main cancels on SIGINT.
+var errInterrupted = errors.New("interrupted")
+
+// drainRequest, as the cause that cancels run's context
+// (context.WithCancelCause), asks the server to drain before it stops;
+// main sends one on SIGTERM. Any other cause (SIGINT, a test's plain
+// cancel) stops the server at once. Closing hurry, when not nil, ends the
+// drain delay early and makes the stop a fast one.
+type drainRequest struct{ hurry <-chan struct{} }
+
+func (drainRequest) Error() string { return "drain requested" }
+
 // run starts the server and serves until ctx is cancelled, then shuts down
-// gracefully.
+// gracefully: after a drain when ctx's cause is a drainRequest, at once
+// otherwise.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "token" {
 		return runToken(args[1:], getenv, stdout, stderr)
@@ -60,7 +107,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // serve runs the server configured by cfg until ctx is cancelled, then
-// shuts down gracefully.
+// shuts down gracefully. /readyz fails from then on. When ctx's cause is a
+// drainRequest, the node first keeps serving for cfg.DrainDelay (refusing
+// new WebSocket connections), then closes its sessions with 1012, paced;
+// otherwise it closes them at once with 1001.
 func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	log, err := newLogger(cfg, stderr)
 	if err != nil {
@@ -126,10 +176,46 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	case err = <-serveErr:
 		log.Error().Err(err).Msg("serve")
 	case <-ctx.Done():
-		log.Info().Msg("shutting down")
+		log.Info().Str("cause", context.Cause(ctx).Error()).Msg("shutting down")
 	}
 	draining.Store(true)
-	return shutdown(srv, h, broker, cfg.ShutdownTimeout, log)
+	how := closeNow
+	if req := (drainRequest{}); errors.As(context.Cause(ctx), &req) {
+		how = awaitDrain(req, cfg, log)
+	}
+	return shutdown(srv, h, broker, how, cfg.ShutdownTimeout, log)
+}
+
+// closePlan is how shutdown closes the sessions.
+type closePlan struct {
+	code   int
+	reason string
+	pace   hub.Pace
+}
+
+// closeNow closes every session at once, with 1001.
+var closeNow = closePlan{protocol.CloseGoingAway, "server shutting down", hub.Pace{}}
+
+// awaitDrain keeps the node serving, with /readyz failing and new WebSocket
+// connections refused (draining is set), for cfg.DrainDelay: long enough
+// for a load balancer to stop routing to it. It returns the plan for the
+// sessions: closed with 1012 at cfg.DrainRate a second, raised so that
+// closing takes at most half of cfg.ShutdownTimeout; or closeNow when
+// req.hurry ends the delay early.
+func awaitDrain(req drainRequest, cfg config, log zerolog.Logger) closePlan {
+	if cfg.DrainDelay > 0 {
+		log.Info().Dur("delay", cfg.DrainDelay).Msg("draining: /readyz fails and new connections are refused until the delay is over")
+		delay := time.NewTimer(cfg.DrainDelay)
+		defer delay.Stop()
+		select {
+		case <-delay.C:
+		case <-req.hurry:
+			log.Info().Msg("second signal: stopping at once")
+			return closeNow
+		}
+	}
+	pace := hub.Pace{Rate: cfg.DrainRate, Within: cfg.ShutdownTimeout / 2}
+	return closePlan{protocol.CloseRestart, "service restart", pace}
 }
 
 // clientsConfig is the WebSocket server's configuration: cfg's limits, and
@@ -156,15 +242,16 @@ func clientsConfig(cfg config, log zerolog.Logger) clients.Config {
 	return c
 }
 
-// shutdown stops new connections, closes every session with 1001 and waits
-// for them, then closes the broker, all within timeout.
-func shutdown(srv *http.Server, h *hub.Hub, broker hub.Broker, timeout time.Duration, log zerolog.Logger) error {
+// shutdown closes the listener and waits for in-flight HTTP requests, closes
+// every session as how says and waits for them, then closes the broker, all
+// within timeout.
+func shutdown(srv *http.Server, h *hub.Hub, broker hub.Broker, how closePlan, timeout time.Duration, log zerolog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn().Err(err).Msg("http shutdown")
 	}
-	if err := h.Close(ctx, protocol.CloseGoingAway, "server shutting down"); err != nil {
+	if err := h.Drain(ctx, how.code, how.reason, how.pace); err != nil {
 		log.Warn().Err(err).Msg("sessions did not all close in time")
 	}
 	if err := broker.Close(ctx); err != nil {

@@ -23,7 +23,7 @@ func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.
 	bounded := func(pattern string, handler http.Handler) {
 		mux.Handle(pattern, boundRequest(cfg.HTTP.Request, handler))
 	}
-	mux.Handle("GET /ws", ws)
+	mux.Handle("GET /ws", refuseWhileDraining(draining, ws))
 	bounded("GET /healthz", handleHealthz())
 	bounded("GET /readyz", handleReadyz(h, draining, log))
 	bounded("/", getOnly(web.Handler()))
@@ -78,6 +78,21 @@ func handleReadyz(h *hub.Hub, draining *atomic.Bool, log zerolog.Logger) http.Ha
 			log.Info().Msg("ready again: broker reachable")
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// refuseWhileDraining answers WebSocket upgrades with 503, a JSON error and
+// Retry-After while the node drains, so that a load balancer retries them
+// on another node (nginx: proxy_next_upstream http_503) and a client
+// connects again.
+func refuseWhileDraining(draining *atomic.Bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Retry-After", "1")
+			clients.WriteError(w, apiError(http.StatusServiceUnavailable, protocol.CodeUnavailable, "this node is restarting: connect again"))
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

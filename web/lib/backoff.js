@@ -26,10 +26,31 @@ export function backoffDelay(attempt, opts = {}) {
   return Math.min(Math.floor(random() * window), Math.max(0, window - 1));
 }
 
+/** Window of the random wait before reconnecting after a restart. */
+export const RESTART_JITTER_MS = 500;
+
+/**
+ * restartDelay returns how long to wait before reconnecting after the server
+ * closed the connection for a restart or a shutdown (1001, 1012: the
+ * "immediate" plan): a uniformly random delay in [0, jitterMs). A draining
+ * node closes thousands of connections within seconds; the jitter keeps
+ * their reconnects from landing on the other nodes in the same millisecond.
+ *
+ * @param {{jitterMs?: number, random?: () => number}} [opts]
+ *        jitterMs default 500, random default Math.random
+ * @returns {number} whole milliseconds, 0 ≤ delay < jitterMs
+ */
+export function restartDelay(opts = {}) {
+  const jitter = opts.jitterMs ?? RESTART_JITTER_MS;
+  const random = opts.random ?? Math.random;
+  return Math.min(Math.floor(random() * jitter), Math.max(0, jitter - 1));
+}
+
 /**
  * What to do after the connection closed with a WebSocket close code:
- * - "immediate": the server is restarting or draining (1001, 1012): retry at
- *   once (the client still backs off if the retry fails);
+ * - "immediate": the server is restarting or draining (1001, 1012): retry
+ *   almost at once, after restartDelay's jitter (the client still backs off
+ *   if the retry fails);
  * - "slow": the server dropped us for reading too slowly (1013): back off
  *   from a larger window;
  * - "stop": policy violation, expired token, kicked (1008, 4001, 4003):

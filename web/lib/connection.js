@@ -1,7 +1,7 @@
 // Connection: one WebSocket at a time, reconnected with backoff, with paced
 // writes. It knows nothing of the protocol's frames beyond text.
 
-import { backoffDelay, reconnectPlan, TokenBucket } from './backoff.js';
+import { backoffDelay, reconnectPlan, restartDelay, TokenBucket } from './backoff.js';
 
 const OPEN = 1; // WebSocket.OPEN, the same in browsers and the ws package
 
@@ -112,8 +112,10 @@ export class Connection {
       this.h.onStatus({ state: 'offline', code, reason });
       return;
     }
-    let delay = 0;
-    if (plan !== 'immediate' || this.attempt > 0) {
+    let delay;
+    if (plan === 'immediate' && this.attempt === 0) {
+      delay = restartDelay(this.opts.backoff);
+    } else {
       if (plan === 'slow') this.attempt = Math.max(this.attempt, 3);
       delay = backoffDelay(this.attempt, this.opts.backoff);
     }

@@ -14,6 +14,7 @@ import {
   splitFrames,
   TokenBucket,
 } from '../switchboard.js';
+import { restartDelay } from '../lib/backoff.js';
 
 const seqs = (msgs) => msgs.map((m) => m.seq);
 const msg = (seq) => ({ type: 'message', room: 'r', seq, from: 'a', data: { text: `m${seq}` }, ts: 0 });
@@ -49,6 +50,28 @@ describe('backoffDelay', () => {
     const high = ds.filter((d) => d >= 3000).length;
     assert.ok(low > n / 8 && high > n / 8, `low ${low} high ${high}`);
     assert.ok(Math.max(...ds) < 4000);
+  });
+});
+
+describe('restartDelay', () => {
+  test('stays within [0, 500) for any random value', () => {
+    for (const r of [0, 0.25, 0.5, 0.999999, 1 - Number.EPSILON]) {
+      const d = restartDelay({ random: () => r });
+      assert.ok(d >= 0 && d < 500, `random ${r}: ${d} not in [0, 500)`);
+      assert.equal(d, Math.floor(d));
+    }
+    assert.equal(restartDelay({ random: () => 0.999999 }), 499);
+    assert.equal(restartDelay({ random: () => 0.999999, jitterMs: 100 }), 99);
+    assert.equal(restartDelay({ random: () => 0 }), 0);
+  });
+
+  test('is spread over the whole window, so that the clients of a drained node do not reconnect in one instant', () => {
+    const n = 2000;
+    const ds = Array.from({ length: n }, () => restartDelay());
+    const low = ds.filter((d) => d < 125).length;
+    const high = ds.filter((d) => d >= 375).length;
+    assert.ok(low > n / 8 && high > n / 8, `low ${low} high ${high}`);
+    assert.ok(Math.max(...ds) < 500);
   });
 });
 

@@ -56,7 +56,8 @@ export async function waitFor(fn, { timeoutMs = 10000, everyMs = 20, what = 'con
  */
 export async function startServer({ port, nodeId = 'test', redisUrl, args = [] } = {}) {
   port ??= await freePort();
-  const argv = ['--addr', `127.0.0.1:${port}`, '--node-id', nodeId, '--log-format', 'json', '--log-level', 'warn', ...args];
+  // No drain delay: a SIGTERM closes the sessions (with 1012) at once.
+  const argv = ['--addr', `127.0.0.1:${port}`, '--node-id', nodeId, '--log-format', 'json', '--log-level', 'warn', '--drain-delay', '0', ...args];
   if (redisUrl) argv.push('--redis-url', redisUrl);
   const proc = spawn(serverBinary(), argv, { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
@@ -88,8 +89,9 @@ export async function startServer({ port, nodeId = 'test', redisUrl, args = [] }
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     proc,
     log: () => log,
-    /** stop kills the server (SIGTERM: graceful, closes clients with 1001;
-     * SIGKILL: connections just drop) and waits for it to exit. */
+    /** stop kills the server (SIGTERM: drains, closes clients with 1012;
+     * SIGINT: closes them with 1001; SIGKILL: connections just drop) and
+     * waits for it to exit. */
     async stop(signal = 'SIGTERM') {
       if (!gone) proc.kill(signal);
       return exited;
