@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -58,7 +57,7 @@ type Hub struct {
 	closing  bool
 	drained  chan struct{} // closed once closing and sessions is empty
 
-	published atomic.Uint64
+	count counters // for metrics: see Counters
 }
 
 // userEntry is a user's local sessions and its Broker subscription.
@@ -252,7 +251,7 @@ func (h *Hub) Stats() Stats {
 		Sessions:  len(h.sessions),
 		Users:     len(h.users),
 		Rooms:     len(h.rooms),
-		Published: h.published.Load(),
+		Published: h.count.published.Load(),
 	}
 }
 
