@@ -204,6 +204,7 @@ func TestRateLimitAbuse(t *testing.T) {
 	if code != websocket.StatusPolicyViolation {
 		t.Errorf("close status %v, want 1008", code)
 	}
+	srv.waitDisconnects(clients.DisconnectRateLimit, 1)
 	if elapsed < 5*time.Second {
 		t.Errorf("closed after %v of abuse, want at least 5s", elapsed)
 	}

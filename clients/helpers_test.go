@@ -32,6 +32,7 @@ const timeout = 20 * time.Second
 type server struct {
 	t   testing.TB
 	hub *hub.Hub
+	ws  *clients.Server
 	url string // ws://…/ws
 	ts  *httptest.Server
 
@@ -64,7 +65,7 @@ func newServer(t testing.TB, cfg clients.Config, opts options) *server {
 	cfg.Logger = log
 	ws := clients.NewServer(h, cfg)
 
-	s := &server{t: t, hub: h}
+	s := &server{t: t, hub: h, ws: ws}
 	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.handlers.Add(1)
 		defer s.handlers.Done()

@@ -106,7 +106,7 @@ func (s *Session) ping() {
 		closed := s.closed
 		s.mu.Unlock()
 		if err != nil && !closed {
-			s.Close(int(websocket.StatusGoingAway), "ping timeout")
+			s.Close(int(websocket.StatusGoingAway), reasonPingTimeout)
 			s.conn.CloseNow()
 		}
 	}()

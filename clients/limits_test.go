@@ -113,6 +113,7 @@ func TestSlowReader(t *testing.T) {
 	}
 	fast.expect(`{"type":"member_left","room":"r","user":"slow","member_count":1}`)
 	fast.quiet()
+	srv.waitDisconnects(clients.DisconnectQueueOverflow, 1)
 }
 
 // TestStuckReader checks that a client that never reads is dropped once a

@@ -3,6 +3,7 @@ package clients
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 	"unicode/utf8"
 
@@ -25,12 +26,16 @@ func (s *Session) readLoop(ctx context.Context) error {
 			return err
 		}
 		if typ != websocket.MessageText {
+			s.srv.countIn(protocol.Request{}, errBinary)
 			s.Close(protocol.CloseUnsupported, "binary frames are not supported")
 			return nil
 		}
 		v, why := s.limit.check(time.Now(), len(b))
-		if v != admit && !utf8.Valid(b) {
-			return s.closeInvalidUTF8()
+		if v != admit {
+			s.srv.count.rateLimited.Add(1)
+			if !utf8.Valid(b) {
+				return s.closeInvalidUTF8()
+			}
 		}
 		switch v {
 		case drop:
@@ -45,12 +50,16 @@ func (s *Session) readLoop(ctx context.Context) error {
 			return nil
 		}
 		req, err := protocol.Decode(b)
+		s.srv.countIn(req, err)
 		if err != nil && !utf8.Valid(b) {
 			return s.closeInvalidUTF8()
 		}
 		s.handle(ctx, req, err)
 	}
 }
+
+// errBinary stands for a binary frame's decoding error, in the counters.
+var errBinary = errors.New("binary frame")
 
 func (s *Session) closeInvalidUTF8() error {
 	s.Close(protocol.CloseInvalidUTF8, "text frame is not valid UTF-8")
@@ -73,7 +82,7 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 	h := s.srv.hub
 	switch req.Type {
 	case protocol.TypePing:
-		s.Enqueue(protocol.Encode(protocol.Pong{Type: protocol.TypePong, ID: req.ID}))
+		s.send(protocol.Encode(protocol.Pong{Type: protocol.TypePong, ID: req.ID}))
 		return nil
 	case protocol.TypeJoin:
 		return s.join(ctx, req)
@@ -81,12 +90,12 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 		if err := h.Leave(ctx, s, req.Room); err != nil {
 			return err
 		}
-		s.Enqueue(protocol.Encode(protocol.Left{Type: protocol.TypeLeft, ID: req.ID, Room: req.Room}))
+		s.send(protocol.Encode(protocol.Left{Type: protocol.TypeLeft, ID: req.ID, Room: req.Room}))
 		return nil
 	case protocol.TypeSend:
 		pos, err := h.Send(ctx, s, req.Room, req.Data, req.ID)
 		if err == nil && req.ID != nil {
-			s.Enqueue(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Seq: pos.Seq, Epoch: pos.Epoch}))
+			s.send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Seq: pos.Seq, Epoch: pos.Epoch}))
 		}
 		return err
 	case protocol.TypeTyping:
@@ -121,7 +130,7 @@ func (s *Session) dm(ctx context.Context, req protocol.Request) error {
 		return err
 	}
 	if req.ID != nil {
-		s.Enqueue(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID}))
+		s.send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID}))
 	}
 	return nil
 }
@@ -150,7 +159,7 @@ func (s *Session) presence(ctx context.Context, req protocol.Request) error {
 	if page.More && len(page.Users) > 0 {
 		answer.MembersNext = page.Users[len(page.Users)-1]
 	}
-	s.Enqueue(protocol.Encode(answer))
+	s.send(protocol.Encode(answer))
 	return nil
 }
 
@@ -169,7 +178,7 @@ func (s *Session) history(ctx context.Context, req protocol.Request) error {
 	for i, p := range page.Publications {
 		frames[i] = p.Frame
 	}
-	s.Enqueue(protocol.EncodeHistory(req.ID, req.Room, page.Position.Epoch, frames))
+	s.send(protocol.EncodeHistory(req.ID, req.Room, page.Position.Epoch, frames))
 	return nil
 }
 
@@ -187,5 +196,5 @@ func (s *Session) fail(id json.RawMessage, err error) {
 }
 
 func (s *Session) reply(id json.RawMessage, e *protocol.Error) {
-	s.Enqueue(protocol.EncodeError(id, e))
+	s.send(protocol.EncodeError(id, e))
 }

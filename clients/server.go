@@ -73,6 +73,14 @@ type Config struct {
 	// CheckOrigin, when set, vets the request's Origin before the upgrade.
 	// Default: every origin is allowed.
 	CheckOrigin func(r *http.Request) error
+	// ObserveLatency, when set, is called once per socket write of queued
+	// frames with the time from the enqueue of the oldest frame it carries
+	// to the end of that write: the fan-out latency a client sees, queueing
+	// and WriteDelay included. (A batch beyond 64 KiB, written in several
+	// writes, is observed at its first.) It is called from the sessions'
+	// writers, concurrently, and must be fast. Default: none, and no clock
+	// is read for it.
+	ObserveLatency func(time.Duration)
 	// Logger receives one line per connection and errors.
 	Logger zerolog.Logger
 }
@@ -117,6 +125,8 @@ type Server struct {
 	live    []*Session     // sessions the keepalive pings
 	keeping bool           // the keepalive goroutine runs
 	idle    chan struct{}  // capacity 1: live became empty
+
+	count counters // for metrics: see Counters
 }
 
 // since returns the monotonic nanoseconds since the server was made: never

@@ -45,6 +45,13 @@ type Session struct {
 	closeCode   int
 	closeReason string
 
+	// oldest is when the oldest frame in queue was enqueued (as lastWrite),
+	// 0 when the queue is empty or ObserveLatency is not set. roundStart,
+	// the writer's alone, is oldest for the round it writes, 0 once
+	// observed.
+	oldest     int64
+	roundStart int64
+
 	slot   int            // index in srv.live; guarded by srv.mu
 	tasks  sync.WaitGroup // the writer and ping goroutines; Add only under mu while open
 	limit  limiter
@@ -92,6 +99,9 @@ func (s *Session) Enqueue(frame []byte) {
 	if s.queued+len(frame) > s.srv.cfg.QueueBytes {
 		start = s.closeLocked(protocol.CloseTryAgainLater, "too slow: outbound queue overflowed")
 	} else {
+		if len(s.queue) == 0 && s.srv.cfg.ObserveLatency != nil {
+			s.oldest = s.srv.since()
+		}
 		s.queue = append(s.queue, frame)
 		s.queued += len(frame)
 		start = s.claimWriterLocked()
@@ -155,7 +165,7 @@ func (s *Session) serve(ctx context.Context, release func()) {
 		return
 	}
 	s.logEvent(s.srv.log.Info()).Str("remote", s.remote).Msg("connected")
-	s.Enqueue(protocol.Encode(protocol.Welcome{
+	s.send(protocol.Encode(protocol.Welcome{
 		Type: protocol.TypeWelcome, Session: s.id, User: s.ident.User, Name: s.ident.Name,
 		Node: s.srv.cfg.NodeID, Protocol: protocol.Version,
 	}))
@@ -219,7 +229,7 @@ func (s *Session) refresh(ctx context.Context, req protocol.Request) error {
 		s.expiry.Reset(time.Until(id.Expires))
 		exp = id.Expires.Unix()
 	}
-	s.Enqueue(protocol.Encode(protocol.Refreshed{Type: protocol.TypeRefreshed, ID: req.ID, Exp: exp}))
+	s.send(protocol.Encode(protocol.Refreshed{Type: protocol.TypeRefreshed, ID: req.ID, Exp: exp}))
 	return nil
 }
 
@@ -239,7 +249,7 @@ func (s *Session) leaveForbidden(ctx context.Context, canJoin func(room string) 
 		if err != nil {
 			return fmt.Errorf("leave forbidden room: %w", err)
 		}
-		s.Enqueue(protocol.Encode(protocol.Left{Type: protocol.TypeLeft, Room: room, Reason: protocol.ReasonForbidden}))
+		s.send(protocol.Encode(protocol.Left{Type: protocol.TypeLeft, Room: room, Reason: protocol.ReasonForbidden}))
 	}
 	return nil
 }
@@ -259,6 +269,7 @@ func (s *Session) logClose(readErr error, byServer bool) {
 	default:
 		code, reason = int(websocket.StatusAbnormalClosure), "connection lost"
 	}
+	s.srv.countDisconnect(code, reason, byServer)
 	s.logEvent(s.srv.log.Info()).Str("remote", s.remote).Dur("duration", time.Since(s.started)).
 		Int("code", code).Str("reason", reason).Msg("disconnected")
 }

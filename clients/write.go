@@ -50,7 +50,7 @@ func (s *Session) writeLoop() {
 			return
 		}
 		if err := s.write(frames); err != nil {
-			s.Close(int(websocket.StatusAbnormalClosure), "write failed")
+			s.Close(int(websocket.StatusAbnormalClosure), reasonWriteFailed)
 			s.conn.CloseNow()
 			return
 		}
@@ -105,6 +105,7 @@ func (s *Session) take(done [][]byte) (frames [][]byte, closed bool, code int, r
 	}
 	frames = s.queue
 	s.queue, s.queued = done[:0], 0
+	s.roundStart, s.oldest = s.oldest, 0
 	return frames, false, 0, ""
 }
 
@@ -143,8 +144,13 @@ func (s *Session) write(frames [][]byte) error {
 
 // writeMessage writes one message within WriteTimeout. The deadline is the
 // socket's own: the library gets a context without a Done channel, so it
-// arms no timer or context per write.
+// arms no timer or context per write. The first write of a writer's round
+// observes the round's latency (Config.ObserveLatency).
 func (s *Session) writeMessage(msg []byte) error {
 	s.nc.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
-	return s.conn.Write(context.Background(), websocket.MessageText, msg)
+	if err := s.conn.Write(context.Background(), websocket.MessageText, msg); err != nil {
+		return err
+	}
+	s.observeLatency()
+	return nil
 }

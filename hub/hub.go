@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -60,7 +59,7 @@ type Hub struct {
 	drained  chan struct{} // closed once closing and sessions is empty
 	progress drainProgress // of the latest Close or Drain
 
-	published atomic.Uint64
+	count counters // for metrics: see Counters
 }
 
 // userEntry is a user's local sessions and its Broker subscription.
@@ -368,7 +367,7 @@ func (h *Hub) Stats() Stats {
 		Sessions:  len(h.sessions),
 		Users:     len(h.users),
 		Rooms:     len(h.rooms),
-		Published: h.published.Load(),
+		Published: h.count.published.Load(),
 	}
 }
 

@@ -49,14 +49,17 @@ func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 	page, members, err := h.catchUp(ctx, s, r, req)
 	if err != nil {
 		h.exit(s, r)
+		h.countRecovery(req, RecoveryFailed)
 		return err
 	}
-	recovered := req.Recover && !page.Truncated && recoverable(req, page)
+	outcome := recovery(req, page)
+	h.countRecovery(req, outcome)
+	recovered := req.Recover && outcome == RecoveryRecovered
 	answer := joinedAnswer(req, members, page.Position)
 	if req.Recover {
 		answer.Recovered = &recovered
 	}
-	s.Enqueue(protocol.Encode(answer))
+	h.enqueueJoined(s, answer)
 
 	var replay []Publication
 	if recovered {
@@ -98,17 +101,30 @@ func (h *Hub) catchUp(ctx context.Context, s Session, r *room, req JoinRequest) 
 	return page, members, err
 }
 
-// recoverable reports whether page covers every message after req.Since.
-func recoverable(req JoinRequest, page HistoryPage) bool {
+// recovery returns the outcome of recovering req from page:
+// RecoveryRecovered when page covers every message after req.Since (and
+// within MaxReplayBytes), else why not.
+func recovery(req JoinRequest, page HistoryPage) string {
 	pos := page.Position
-	if req.Epoch != pos.Epoch || req.Since > pos.Seq {
-		return false
-	}
-	if req.Since == pos.Seq {
-		return true
-	}
 	pubs := page.Publications
-	return len(pubs) > 0 && pubs[0].Seq == req.Since+1 && pubs[len(pubs)-1].Seq == pos.Seq
+	switch {
+	case req.Epoch != pos.Epoch:
+		return RecoveryNewEpoch
+	case req.Since > pos.Seq:
+		return RecoveryInvalid
+	case page.Truncated:
+		return RecoveryTooLarge
+	case req.Since == pos.Seq,
+		len(pubs) > 0 && pubs[0].Seq == req.Since+1 && pubs[len(pubs)-1].Seq == pos.Seq:
+		return RecoveryRecovered
+	}
+	return RecoveryTrimmed
+}
+
+// enqueueJoined queues a joined answer for s, and counts it.
+func (h *Hub) enqueueJoined(s Session, answer protocol.Joined) {
+	s.Enqueue(protocol.Encode(answer))
+	h.count.framesOut.Add(protocol.TypeJoined, 1)
 }
 
 // activate queues the replayed publications and the frames held while s was
@@ -128,10 +144,12 @@ func (h *Hub) activate(s Session, r *room, replay []Publication, epoch string, l
 	for _, p := range replay {
 		s.Enqueue(p.Frame)
 	}
+	h.countMessages(len(replay))
 	m.epoch, m.last = epoch, last
 	for _, f := range m.held {
 		if m.admit(f) {
 			s.Enqueue(f.frame)
+			h.countSent(f, 1)
 		}
 	}
 	m.joining, m.held = false, nil
@@ -155,7 +173,7 @@ func (h *Hub) rejoin(ctx context.Context, s Session, req JoinRequest) error {
 		recovered := req.Epoch == page.Position.Epoch && req.Since == page.Position.Seq
 		answer.Recovered = &recovered
 	}
-	s.Enqueue(protocol.Encode(answer))
+	h.enqueueJoined(s, answer)
 	return nil
 }
 

@@ -34,7 +34,7 @@ func (h *Hub) Publish(ctx context.Context, room, from string, data json.RawMessa
 		return Position{}, err
 	}
 	if !dup {
-		h.published.Add(1)
+		h.count.published.Add(1)
 	}
 	return Position{Seq: p.Seq, Epoch: p.Epoch}, nil
 }
@@ -130,6 +130,9 @@ func (h *Hub) deliverUser(user string, e Event) {
 		default:
 			s.Enqueue(e.Frame)
 		}
+	}
+	if e.Kind != EventKick {
+		h.count.framesOut.AddFrame(e.Frame, len(u.sessions))
 	}
 }
 

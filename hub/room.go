@@ -242,8 +242,10 @@ func (h *Hub) fanout(name string, f roomFrame) {
 }
 
 // fanoutLocked is fanout's loop. r.mu is held. It allocates nothing and
-// calls only Enqueue per member.
+// calls only Enqueue per member; it counts the frames sent once, after the
+// loop.
 func (h *Hub) fanoutLocked(r *room, f roomFrame) {
+	sent := 0
 	for _, m := range r.list {
 		if f.exclude != "" && m.user == f.exclude {
 			continue
@@ -254,8 +256,10 @@ func (h *Hub) fanoutLocked(r *room, f roomFrame) {
 		}
 		if m.admit(f) {
 			m.s.Enqueue(f.frame)
+			sent++
 		}
 	}
+	h.countSent(f, sent)
 }
 
 // hold keeps a frame for a joining member, closing a session that falls

@@ -24,6 +24,7 @@ type config struct {
 	HistorySize     int
 	HistoryMaxBytes int
 	PprofAddr       string
+	MetricsAddr     string
 	WriteDelay      time.Duration
 	HistoryTTL      time.Duration
 	RedisURL        string
@@ -73,6 +74,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 24*time.Hour, "how long a room's history lives after its last message")
 	fs.DurationVar(&c.WriteDelay, "write-delay", 5*time.Millisecond, "under load, how long a connection's writer waits for more frames to share one write (only a connection written to within the last 20ms, or twice this, waits: a frame after a quiet spell goes out at once); 0 never waits; at most 50ms")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty disables")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address alone, without auth (e.g. 127.0.0.1:9091), instead of on the main listener behind the API key; empty serves it on the main one")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:6379/0) for a cluster; empty runs single-node in memory")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 30*time.Second, "with Redis: how long a crashed node's users stay in presence (nodes refresh every third of it)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")

@@ -141,7 +141,9 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		broker.Close(context.Background())
 		return fmt.Errorf("start hub: %w", err)
 	}
+	m := newMetrics()
 	wsCfg := clientsConfig(cfg, log)
+	wsCfg.ObserveLatency = m.observeFanout
 	if wsCfg.Authenticate == nil {
 		log.Warn().Msg("auth is off: anyone can connect under any ?name= (set SWITCHBOARD_JWT_SECRET to require tokens)")
 	}
@@ -151,7 +153,13 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	}
 
 	var draining atomic.Bool
-	srv := newHTTPServer(routes(h, broker, ws, &draining, cfg, log), cfg.HTTP, log)
+	redisB, _ := broker.(*redisbroker.Broker)
+	m.watch(&nodeCollector{hub: h, clients: ws, redis: redisB, draining: &draining})
+	var mainMetrics http.Handler // /metrics on the main listener, unless it has its own
+	if cfg.MetricsAddr == "" {
+		mainMetrics = m.handler(log)
+	}
+	srv := newHTTPServer(routes(h, broker, ws, &draining, mainMetrics, cfg, log), cfg.HTTP, log)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		broker.Close(context.Background())
@@ -168,6 +176,17 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 			return err
 		}
 		defer func() { stopPprof(); <-stopped }()
+	}
+	if cfg.MetricsAddr != "" {
+		mctx, stopMetrics := context.WithCancel(context.Background())
+		stopped, err := startMetrics(mctx, cfg.MetricsAddr, m.handler(log), log)
+		if err != nil {
+			stopMetrics()
+			ln.Close()
+			broker.Close(context.Background())
+			return err
+		}
+		defer func() { stopMetrics(); <-stopped }()
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

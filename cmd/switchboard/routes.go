@@ -16,9 +16,11 @@ import (
 )
 
 // routes returns every HTTP route of the server. The server API under /api
-// exists only when an API key is configured. Every route but the WebSocket
-// endpoint reads its body and writes its response within cfg.HTTP.Request.
-func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.Bool, cfg config, log zerolog.Logger) http.Handler {
+// exists only when an API key is configured; /metrics only when metrics is
+// not nil (it needs the API key, when there is one). Every route but the
+// WebSocket endpoint reads its body and writes its response within
+// cfg.HTTP.Request.
+func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.Bool, metrics http.Handler, cfg config, log zerolog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	bounded := func(pattern string, handler http.Handler) {
 		mux.Handle(pattern, boundRequest(cfg.HTTP.Request, handler))
@@ -26,6 +28,9 @@ func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.
 	mux.Handle("GET /ws", refuseWhileDraining(draining, ws))
 	bounded("GET /healthz", handleHealthz())
 	bounded("GET /readyz", handleReadyz(h, draining, log))
+	if metrics != nil {
+		bounded("GET /metrics", requireMetricsKey(cfg.APIKey, metrics))
+	}
 	bounded("/", getOnly(web.Handler()))
 
 	api := http.NewServeMux()

@@ -91,6 +91,7 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 		stopped: make(chan struct{}),
 	}
 	b.shards = newShards(b, b.opt.shards)
+	client.AddHook(errorCounter{&b.stats.errors})
 	return b, nil
 }
 
@@ -227,10 +228,30 @@ type Stats struct {
 	// it may hold meanwhile: it dropped what it held, to be read from
 	// history instead.
 	Overflowed uint64
+	// GapRepairs counts the gaps repaired: a publication arrived after a
+	// seq pub/sub had not delivered, and the missing ones were read from
+	// history (Repaired counts the publications, Lost those it no longer
+	// had).
+	GapRepairs uint64
+	// Resyncs counts the rooms resynced: read from history after their
+	// subscription was confirmed (a room's first local member joined, or
+	// the pub/sub connection came back) or after the receive buffer had
+	// been full.
+	Resyncs uint64
+	// Errors counts the Redis commands that failed: unreachable, timed
+	// out or refused (OOM, READONLY…), SUBSCRIBE and UNSUBSCRIBE included.
+	// Not counted: a missing key (redis.Nil), a script not cached yet
+	// (NOSCRIPT, which is loaded and run again), a caller that gave up.
+	Errors uint64
+	// PubSubReconnects counts the times the node's pub/sub connection was
+	// opened again after its first: each one a break in delivery that the
+	// resyncs make whole.
+	PubSubReconnects uint64
 }
 
 type counters struct {
 	repaired, lost, duplicates, backlogged, malformed, overflowed atomic.Uint64
+	gapRepairs, resyncs, errors                                   atomic.Uint64
 }
 
 // Stats returns the broker's counters since New.
@@ -242,5 +263,11 @@ func (b *Broker) Stats() Stats {
 		Backlogged: b.stats.backlogged.Load(),
 		Malformed:  b.stats.malformed.Load(),
 		Overflowed: b.stats.overflowed.Load(),
+		GapRepairs: b.stats.gapRepairs.Load(),
+		Resyncs:    b.stats.resyncs.Load(),
+		Errors:     b.stats.errors.Load(),
+		// go-redis counts the pub/sub connections it opened: the first,
+		// then one per reconnection.
+		PubSubReconnects: uint64(max(b.client.PoolStats().PubSubStats.Created, 1) - 1),
 	}
 }

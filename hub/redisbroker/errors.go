@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 
@@ -97,4 +98,49 @@ func mayHaveRun(err error) bool {
 		return false
 	}
 	return true
+}
+
+// errorCounter is a go-redis hook that counts the commands that failed (see
+// Stats.Errors): one atomic add per failed command, nothing per success.
+type errorCounter struct{ n *atomic.Uint64 }
+
+func (c errorCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c errorCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if failed(err) && !handshake(cmd) {
+			c.n.Add(1)
+		}
+		return err
+	}
+}
+
+func (c errorCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if err != nil {
+			for _, cmd := range cmds {
+				if failed(cmd.Err()) && !handshake(cmd) {
+					c.n.Add(1)
+				}
+			}
+		}
+		return err
+	}
+}
+
+// handshake reports whether cmd is go-redis's optional handshake on a new
+// connection, CLIENT MAINT_NOTIFICATIONS, which a Redis before 8 refuses
+// and go-redis then does without.
+func handshake(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	return len(args) > 1 && cmd.Name() == "client" && args[1] == "maint_notifications"
+}
+
+// failed reports whether err is a command's failure: not a missing key, a
+// script to load first, or a caller that gave up.
+func failed(err error) bool {
+	return err != nil && !errors.Is(err, redis.Nil) && !errors.Is(err, context.Canceled) &&
+		!redis.HasErrorPrefix(err, "NOSCRIPT")
 }

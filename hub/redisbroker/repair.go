@@ -310,6 +310,7 @@ func (s *shard) repairGap(st *roomSub, res repairResult) {
 	if !s.readDone(st, res.err) {
 		return // the publication is in history: the resync reads it
 	}
+	s.b.stats.gapRepairs.Add(1)
 	for _, q := range res.page.Publications {
 		s.b.stats.repaired.Add(1)
 		s.accept(st, q)
@@ -345,6 +346,7 @@ func (s *shard) resync(st *roomSub, res repairResult, now time.Time) {
 		s.accept(st, q)
 	}
 	s.settled(st)
+	s.b.stats.resyncs.Add(1)
 }
 
 // readDone records the outcome of a read for st and reports whether its

@@ -72,6 +72,7 @@ func (b *Broker) subscribe(ctx context.Context, channel string, record func()) e
 	}
 	err = b.ps.Subscribe(psContext(ctx), channel)
 	if err != nil {
+		b.stats.errors.Add(1)
 		b.mu.Lock()
 		b.pending[channel] = true
 		b.mu.Unlock()
@@ -106,6 +107,7 @@ func (b *Broker) unsubscribe(ctx context.Context, s *shard, channel string, forg
 	err = b.ps.Unsubscribe(psContext(ctx), channel)
 	b.subMu.Unlock()
 	if err != nil {
+		b.stats.errors.Add(1)
 		b.log.Debug().Err(err).Str("channel", channel).Msg("unsubscribe failed; the connection is replaced without it")
 		b.stopWaiting(channel, w)
 		return nil
@@ -216,6 +218,7 @@ func (b *Broker) retryPending(ctx context.Context) {
 		return
 	}
 	if err := b.ps.Subscribe(psContext(ctx), channels...); err != nil {
+		b.stats.errors.Add(1)
 		return // still unreachable; the next tick tries again
 	}
 	b.mu.Lock()
