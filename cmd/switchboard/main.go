@@ -154,7 +154,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 
 	var draining atomic.Bool
 	redisB, _ := broker.(*redisbroker.Broker)
-	m.watch(&nodeCollector{hub: h, clients: ws, redis: redisB, draining: &draining})
+	m.watch(&nodeCollector{hub: h, clients: ws, redis: redisB, draining: &draining, drainProgress: h.DrainProgress})
 	var mainMetrics http.Handler // /metrics on the main listener, unless it has its own
 	if cfg.MetricsAddr == "" {
 		mainMetrics = m.handler(log)
@@ -166,27 +166,16 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		return fmt.Errorf("%w: listen: %v", errUsage, err)
 	}
 	log.Info().Str("addr", ln.Addr().String()).Str("broker", brokerName(cfg)).Msg("listening")
-	if cfg.PprofAddr != "" {
-		pctx, stopPprof := context.WithCancel(context.Background())
-		stopped, err := startPprof(pctx, cfg.PprofAddr, log)
+	for _, side := range sideListeners(cfg, m, log) {
+		sctx, stopSide := context.WithCancel(context.Background())
+		stopped, err := serveAside(sctx, side, log)
 		if err != nil {
-			stopPprof()
+			stopSide()
 			ln.Close()
 			broker.Close(context.Background())
 			return err
 		}
-		defer func() { stopPprof(); <-stopped }()
-	}
-	if cfg.MetricsAddr != "" {
-		mctx, stopMetrics := context.WithCancel(context.Background())
-		stopped, err := startMetrics(mctx, cfg.MetricsAddr, m.handler(log), log)
-		if err != nil {
-			stopMetrics()
-			ln.Close()
-			broker.Close(context.Background())
-			return err
-		}
-		defer func() { stopMetrics(); <-stopped }()
+		defer func() { stopSide(); <-stopped }()
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -236,32 +235,4 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-// startMetrics serves /metrics alone on addr, without auth, until ctx is
-// done: a listener of its own, to keep private. It returns once the
-// listener is open.
-func startMetrics(ctx context.Context, addr string, handler http.Handler, log zerolog.Logger) (stopped <-chan struct{}, err error) {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", handler)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: metrics-addr: %v", errUsage, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
-			log.Warn().Err(err).Msg("metrics listener")
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	log.Info().Str("addr", ln.Addr().String()).Msg("metrics served at /metrics")
-	return done, nil
 }
