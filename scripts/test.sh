@@ -3,7 +3,8 @@
 # test with the race detector (real redis-server, real WebSocket clients, real
 # wscat) and the web client's tests (node and headless Chromium).
 #
-# It installs what is missing: redis-server and chromium with apt-get, npm
+# It installs what is missing: redis-server, nginx, docker-compose (its
+# config check only: no Docker engine is needed) and chromium with apt-get, npm
 # packages (wscat, ws, playwright-core) with npm ci. Under CI=true a
 # component that cannot be installed fails the run; elsewhere the tests that
 # need it say so and skip.
@@ -36,6 +37,8 @@ need() { # need BINARY PACKAGE
 }
 
 need redis-server redis-server
+need nginx nginx
+need docker-compose docker-compose
 need chromium chromium
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
