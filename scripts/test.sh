@@ -58,7 +58,7 @@ say "go vet"
 go vet ./...
 
 say "go test -race"
-go test -race -count=1 -timeout 20m -skip '^TestSoak$' ./...
+go test -race -count=1 -timeout 20m -skip '^(TestSoak|TestRollingRestart|TestNodeSIGKILLBehindNginx)$' ./...
 
 say "soak test (3 nodes, real Redis, faults)"
 # Run on its own and verbose, so that its one-line summary is printed.
@@ -71,6 +71,18 @@ fi
 grep -E '^soak: ' "$soak_log" | head -n 1
 grep -E '^(--- |ok )' "$soak_log"
 rm -f "$soak_log"
+
+say "deployment tests (3 nodes behind nginx: rolling restart, node kill)"
+# Verbose too, for their summaries: how long the clients were disconnected.
+deploy_log=$(mktemp)
+if ! go test -race -count=1 -timeout 5m -run '^(TestRollingRestart|TestNodeSIGKILLBehindNginx)$' -v ./cmd/switchboard/ >"$deploy_log" 2>&1; then
+  tail -n 200 "$deploy_log"
+  rm -f "$deploy_log"
+  exit 1
+fi
+grep -E '^(rolling|sigkill): ' "$deploy_log" || true
+grep -E '^(--- |ok )' "$deploy_log"
+rm -f "$deploy_log"
 
 say "web client tests"
 npm test
