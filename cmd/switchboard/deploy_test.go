@@ -305,7 +305,9 @@ func TestRollingRestart(t *testing.T) {
 
 // TestNodeSIGKILLBehindNginx kills a node (SIGKILL, as in a crash) under
 // the same load: its clients reconnect through nginx, whose passive check
-// moves them to the live nodes, and recover every message from history.
+// moves them to the live nodes, and recover every message from history
+// (the nodes keep 2000 messages per room, startNodeAt's history size: far
+// more than the test publishes).
 func TestNodeSIGKILLBehindNginx(t *testing.T) {
 	if testing.Short() {
 		t.Skip("node kill behind nginx: skipped with -short")
