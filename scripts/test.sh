@@ -3,7 +3,8 @@
 # test with the race detector (real redis-server, real WebSocket clients, real
 # wscat) and the web client's tests (node and headless Chromium).
 #
-# It installs what is missing: redis-server and chromium with apt-get, npm
+# It installs what is missing: redis-server, nginx, docker-compose (its
+# config check only: no Docker engine is needed) and chromium with apt-get, npm
 # packages (wscat, ws, playwright-core) with npm ci. Under CI=true a
 # component that cannot be installed fails the run; elsewhere the tests that
 # need it say so and skip.
@@ -36,6 +37,8 @@ need() { # need BINARY PACKAGE
 }
 
 need redis-server redis-server
+need nginx nginx
+need docker-compose docker-compose
 need chromium chromium
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
@@ -55,7 +58,7 @@ say "go vet"
 go vet ./...
 
 say "go test -race"
-go test -race -count=1 -timeout 20m -skip '^TestSoak$' ./...
+go test -race -count=1 -timeout 20m -skip '^(TestSoak|TestRollingRestart|TestNodeSIGKILLBehindNginx)$' ./...
 
 say "soak test (3 nodes, real Redis, faults)"
 # Run on its own and verbose, so that its one-line summary is printed.
@@ -68,6 +71,18 @@ fi
 grep -E '^soak: ' "$soak_log" | head -n 1
 grep -E '^(--- |ok )' "$soak_log"
 rm -f "$soak_log"
+
+say "deployment tests (3 nodes behind nginx: rolling restart, node kill)"
+# Verbose too, for their summaries: how long the clients were disconnected.
+deploy_log=$(mktemp)
+if ! go test -race -count=1 -timeout 5m -run '^(TestRollingRestart|TestNodeSIGKILLBehindNginx)$' -v ./cmd/switchboard/ >"$deploy_log" 2>&1; then
+  tail -n 200 "$deploy_log"
+  rm -f "$deploy_log"
+  exit 1
+fi
+grep -E '^(rolling|sigkill): ' "$deploy_log" || true
+grep -E '^(--- |ok )' "$deploy_log"
+rm -f "$deploy_log"
 
 say "web client tests"
 npm test

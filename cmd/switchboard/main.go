@@ -96,6 +96,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "token" {
 		return runToken(args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return runHealthcheck(ctx, args[1:], getenv, stderr)
+	}
 	if len(args) > 0 && args[0] == "bench" {
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	}

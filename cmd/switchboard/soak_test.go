@@ -165,7 +165,13 @@ func startSoakCluster(t *testing.T, bin, url string, n int) *soakCluster {
 
 func startSoakNode(t *testing.T, bin, id, redisURL string) *soakNode {
 	t.Helper()
-	addr := freeAddr(t)
+	return startNodeAt(t, bin, id, redisURL, freeAddr(t))
+}
+
+// startNodeAt starts a switchboard process as startSoakNode does, on addr
+// and with extra environment, and waits until it is healthy and ready.
+func startNodeAt(t *testing.T, bin, id, redisURL, addr string, env ...string) *soakNode {
+	t.Helper()
 	nd := &soakNode{id: id, base: "http://" + addr, logPath: filepath.Join(t.TempDir(), id+".log"), exited: make(chan struct{})}
 	logFile, err := os.Create(nd.logPath)
 	if err != nil {
@@ -184,6 +190,7 @@ func startSoakNode(t *testing.T, bin, id, redisURL string) *soakNode {
 		"SWITCHBOARD_LOG_FORMAT=json",
 		"SWITCHBOARD_LOG_LEVEL=info",
 	)
+	nd.cmd.Env = append(nd.cmd.Env, env...)
 	nd.cmd.Stdout, nd.cmd.Stderr = logFile, logFile
 	if err := nd.cmd.Start(); err != nil {
 		logFile.Close()
