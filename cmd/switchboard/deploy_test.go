@@ -123,6 +123,7 @@ type lbCluster struct {
 	bin      string
 	redisURL string
 	addrs    []string    // each node's address, kept across restarts
+	metrics  []string    // each node's --metrics-addr URL, kept across restarts
 	nodes    []*soakNode // each node's current process
 	lb       string      // nginx's base URL
 	nginx    *exec.Cmd
@@ -147,6 +148,7 @@ func startLBCluster(t *testing.T, n int) *lbCluster {
 	})
 	for i := range n {
 		cl.addrs = append(cl.addrs, freeAddr(t))
+		cl.metrics = append(cl.metrics, "http://"+freeAddr(t)+"/metrics")
 		cl.nodes = append(cl.nodes, nil)
 		cl.startNode(i)
 	}
@@ -158,7 +160,8 @@ func startLBCluster(t *testing.T, n int) *lbCluster {
 func (cl *lbCluster) startNode(i int) {
 	cl.t.Helper()
 	nd := startNodeAt(cl.t, cl.bin, fmt.Sprintf("node-%d", i+1), cl.redisURL, cl.addrs[i],
-		"SWITCHBOARD_TRUSTED_PROXIES=127.0.0.1")
+		"SWITCHBOARD_TRUSTED_PROXIES=127.0.0.1",
+		"SWITCHBOARD_METRICS_ADDR="+strings.TrimSuffix(strings.TrimPrefix(cl.metrics[i], "http://"), "/metrics"))
 	cl.nodes[i] = nd
 	cl.nodeLogs = append(cl.nodeLogs, nd.logPath)
 }
@@ -217,13 +220,42 @@ func stopProcess(cmd *exec.Cmd, exited <-chan struct{}, within time.Duration) bo
 }
 
 // restart stops node i with SIGTERM, as an orchestrator does, waits for it
-// to exit, and starts it again with the same id and address.
+// to exit, and starts it again with the same id and address. Before the
+// signal, node i's /metrics (on its --metrics-addr, which stays up during
+// the drain) must show the traffic it served; after it, the drain.
 func (cl *lbCluster) restart(i int) {
-	cl.t.Helper()
+	t := cl.t
+	t.Helper()
 	nd := cl.nodes[i]
+	m := scrape(t, cl.metrics[i], "")
+	for _, name := range []string{"switchboard_connections", "switchboard_messages_delivered_total", "switchboard_fanout_latency_seconds"} {
+		if v, _ := m.lookup(name); v <= 0 {
+			t.Errorf("%s: %s = %v before its restart, want > 0 (it serves clients)", nd.id, name, v)
+		}
+	}
+	if v, _ := m.lookup("switchboard_frames_received_total", "type", "join"); v <= 0 {
+		t.Errorf("%s: no join frames counted", nd.id)
+	}
 	nd.alive.Store(false)
-	if !stopProcess(nd.cmd, nd.exited, 45*time.Second) {
-		cl.t.Errorf("%s did not exit within 45 s of SIGTERM", nd.id)
+	nd.cmd.Process.Signal(syscall.SIGTERM)
+	eventually(t, 10*time.Second, func() error { // within the 5 s drain delay
+		m, err := scrapeErr(cl.metrics[i], "")
+		if err != nil {
+			return err
+		}
+		draining, _ := m.lookup("switchboard_draining")
+		ready, _ := m.lookup("switchboard_ready")
+		if draining != 1 || ready != 0 {
+			return fmt.Errorf("%s after SIGTERM: draining %v, ready %v; want 1, 0", nd.id, draining, ready)
+		}
+		return nil
+	})
+	select { // one signal only: a second would cut the drain short
+	case <-nd.exited:
+	case <-time.After(45 * time.Second):
+		t.Errorf("%s did not exit within 45 s of SIGTERM", nd.id)
+		nd.cmd.Process.Kill()
+		<-nd.exited
 	}
 	cl.startNode(i)
 }
