@@ -205,8 +205,8 @@ func parsePrefixes(v string) ([]netip.Prefix, error) {
 
 func usage(fs *flag.FlagSet) {
 	w := fs.Output()
-	fmt.Fprintf(w, "Usage: switchboard [flags]\n       switchboard token --user NAME [--rooms 'team-*,lobby'] [--dm 'bob,support-*'] [--ttl 1h]\n       switchboard bench [--url ws://127.0.0.1:8080] [--conns 1000] [--rate 200] [--pid PID] (see switchboard bench --help)\n\n")
-	fmt.Fprintf(w, "Switchboard is a realtime WebSocket messaging server. The token command prints a JWT\nsigned with $%s, for trying auth.\n", envName("jwt-secret"))
+	fmt.Fprintf(w, "Usage: switchboard [flags]\n       switchboard token --user NAME [--rooms 'team-*,lobby'] [--dm 'bob,support-*'] [--ttl 1h]\n       switchboard bench [--url ws://127.0.0.1:8080] [--conns 1000] [--rate 200] [--pid PID] (see switchboard bench --help)\n       switchboard healthcheck [--url http://127.0.0.1:8080/readyz]\n\n")
+	fmt.Fprintf(w, "Switchboard is a realtime WebSocket messaging server. The token command prints a JWT\nsigned with $%s, for trying auth. The healthcheck command exits 0 when /readyz answers 200\n(for container healthchecks).\n", envName("jwt-secret"))
 	fmt.Fprintf(w, "Every flag has an environment twin; a flag on the command line wins.\n\n")
 	fs.VisitAll(func(f *flag.Flag) {
 		def := ""
