@@ -27,6 +27,7 @@ type config struct {
 	WriteDelay      time.Duration
 	HistoryTTL      time.Duration
 	RedisURL        string
+	RedisCluster    bool
 	PresenceTTL     time.Duration
 	ShutdownTimeout time.Duration
 
@@ -68,6 +69,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.WriteDelay, "write-delay", 5*time.Millisecond, "under load, how long a connection's writer waits for more frames to share one write (only a connection written to within the last 20ms, or twice this, waits: a frame after a quiet spell goes out at once); 0 never waits; at most 50ms")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty disables")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:6379/0) for a cluster; empty runs single-node in memory")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "Redis Cluster (7.0+) with sharded pub/sub; --redis-url then names seed nodes: redis://host1:7000?addr=host2:7001&addr=host3:7002")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 30*time.Second, "with Redis: how long a crashed node's users stay in presence (nodes refresh every third of it)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret (at least 32 bytes); when set, every connection needs a JWT")
