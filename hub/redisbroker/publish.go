@@ -189,13 +189,17 @@ func (b *Broker) SendUser(ctx context.Context, user string, e hub.Event, idempot
 	return n > 0, false, nil
 }
 
+// The scripts' publish command, boxed once: a string converted to any on
+// every call would cost an allocation per publish.
+var publishArg, spublishArg any = "PUBLISH", "SPUBLISH"
+
 // publishCmd names the publish command of the scripts: SPUBLISH on a
 // cluster, where the scripts' channels are in their keys' slot.
-func (b *Broker) publishCmd() string {
+func (b *Broker) publishCmd() any {
 	if b.cfg.Cluster {
-		return "SPUBLISH"
+		return spublishArg
 	}
-	return "PUBLISH"
+	return publishArg
 }
 
 // publish publishes payload on channel, with SPUBLISH on a cluster. The
