@@ -28,6 +28,7 @@ type config struct {
 	WriteDelay      time.Duration
 	HistoryTTL      time.Duration
 	RedisURL        string
+	RedisCluster    bool
 	PresenceTTL     time.Duration
 	ShutdownTimeout time.Duration
 	DrainDelay      time.Duration
@@ -76,6 +77,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty disables")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address alone, without auth (e.g. 127.0.0.1:9091), instead of on the main listener behind the API key; empty serves it on the main one")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:6379/0) for a cluster; empty runs single-node in memory")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "Redis Cluster (7.0+) with sharded pub/sub; --redis-url then names seed nodes: redis://host1:7000?addr=host2:7001&addr=host3:7002")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 30*time.Second, "with Redis: how long a crashed node's users stay in presence (nodes refresh every third of it)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "on SIGTERM, how long the node keeps serving with /readyz failing and new connections refused (503), so that the load balancer stops routing to it, before it closes its sessions with 1012; 0 closes at once; at most 5m")

@@ -275,10 +275,14 @@ func shutdown(srv *http.Server, h *hub.Hub, broker hub.Broker, how closePlan, ti
 // newBroker returns the in-memory broker, or the Redis one when a Redis URL
 // is configured.
 func newBroker(cfg config, nodeInfo func() []byte, log zerolog.Logger) (hub.Broker, hub.Presence, error) {
+	if cfg.RedisCluster && cfg.RedisURL == "" {
+		return nil, nil, fmt.Errorf("%w: redis-cluster needs redis-url", errUsage)
+	}
 	if cfg.RedisURL != "" {
 		redis.SetLogger(redisLogger{log})
 		b, err := redisbroker.New(redisbroker.Config{
 			URL:             cfg.RedisURL,
+			Cluster:         cfg.RedisCluster,
 			NodeID:          cfg.NodeID,
 			HistorySize:     cfg.HistorySize,
 			HistoryMaxBytes: cfg.HistoryMaxBytes,

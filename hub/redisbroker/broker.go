@@ -20,8 +20,11 @@ type Broker struct {
 	cfg    Config
 	opt    options
 	log    zerolog.Logger
-	client *redis.Client
-	ps     *redis.PubSub // the node's one pub/sub connection
+	client redis.UniversalClient // a *redis.Client, or a *redis.ClusterClient with Config.Cluster
+	// ps is the node's one pub/sub connection on one Redis; sharded its
+	// connections, one per master, on a cluster. One of them is nil.
+	ps      *redis.PubSub
+	sharded *sharded
 
 	h hub.Handler // set by Start
 
@@ -63,32 +66,23 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("redisbroker: %w", err)
 	}
-	opt, err := redis.ParseURL(cfg.URL)
+	client, err := newClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: %w", err)
 	}
-	opt.ContextTimeoutEnabled = true
-	opt.DialTimeout = cfg.OpTimeout
-	opt.ReadTimeout = cfg.OpTimeout
-	opt.WriteTimeout = cfg.OpTimeout
-	// A command retried after a lost reply could run twice: a publish
-	// without idempotency key would be published twice. The caller gets
-	// ErrMaybeDelivered instead and retries with its key.
-	opt.MaxRetries = -1
-	// Fail fast while Redis is down: the pub/sub loop and callers retry.
-	opt.DialerRetries = 1
-	opt.ClientName = "switchboard:" + cfg.NodeID
-	opt.DisableIdentity = true
-	client := redis.NewClient(opt)
 	b := &Broker{
 		cfg:     cfg,
 		opt:     defaultOptions(),
 		log:     log.With().Str("component", "redisbroker").Str("node", cfg.NodeID).Logger(),
 		client:  client,
-		ps:      client.Subscribe(context.Background()), // no channels: does not connect
 		pending: make(map[string]bool),
 		waiters: make(map[string][]waiter),
 		stopped: make(chan struct{}),
+	}
+	if cc, ok := client.(*redis.ClusterClient); ok {
+		b.sharded = newSharded(b, cc)
+	} else {
+		b.ps = client.Subscribe(context.Background()) // no channels: does not connect
 	}
 	b.shards = newShards(b, b.opt.shards)
 	client.AddHook(errorCounter{&b.stats.errors})
@@ -117,10 +111,6 @@ func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
 	}
 	ctx, b.cancel = context.WithCancel(ctx)
 	b.h = h
-	ch := b.ps.ChannelWithSubscriptions(
-		redis.WithChannelSize(b.opt.channelSize),
-		redis.WithChannelSendTimeout(b.opt.channelSendTimeout),
-	)
 	b.wg.Add(2 + len(b.shards))
 	for _, s := range b.shards {
 		go func() {
@@ -128,10 +118,22 @@ func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
 			s.run(ctx)
 		}()
 	}
-	go func() {
-		defer b.wg.Done()
-		b.receive(ctx, ch)
-	}()
+	if b.sharded != nil {
+		b.sharded.start(ctx)
+		go func() {
+			defer b.wg.Done()
+			b.sharded.run(ctx)
+		}()
+	} else {
+		ch := b.ps.ChannelWithSubscriptions(
+			redis.WithChannelSize(b.opt.channelSize),
+			redis.WithChannelSendTimeout(b.opt.channelSendTimeout),
+		)
+		go func() {
+			defer b.wg.Done()
+			b.receive(ctx, ch)
+		}()
+	}
 	go func() {
 		defer b.wg.Done()
 		b.maintain(ctx)
@@ -139,13 +141,18 @@ func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
 	return nil
 }
 
-// Ready implements hub.Broker: it pings Redis.
+// Ready implements hub.Broker: it pings Redis. On a cluster it is ready
+// while any master answers: a shard that is down makes only its rooms
+// unavailable, not the node.
 func (b *Broker) Ready(ctx context.Context) error {
-	if _, err := b.presenceUsable(); err != nil {
-		return fmt.Errorf("ready: %w", err)
-	}
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
+	if cc, ok := b.client.(*redis.ClusterClient); ok {
+		return wrap("ready", anyMasterAnswers(ctx, cc))
+	}
+	if _, err := b.presenceUsable(0); err != nil {
+		return fmt.Errorf("ready: %w", err)
+	}
 	return wrap("ready", b.client.Ping(ctx).Err())
 }
 
@@ -166,7 +173,7 @@ func (b *Broker) close(ctx context.Context) error {
 	if cancel != nil {
 		cancel()
 	}
-	b.ps.Close() // ends the receive loop, which discards what go-redis buffered
+	b.closePubSub() // ends the receive loop, which discards what go-redis buffered
 	done := make(chan struct{})
 	go func() {
 		b.wg.Wait()
@@ -186,25 +193,19 @@ func (b *Broker) close(ctx context.Context) error {
 	return err
 }
 
+// closePubSub closes the pub/sub connections.
+func (b *Broker) closePubSub() {
+	if b.sharded != nil {
+		b.sharded.close()
+		return
+	}
+	b.ps.Close()
+}
+
 // opContext bounds one Redis call by OpTimeout.
 func (b *Broker) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, b.cfg.OpTimeout)
 }
-
-// Key and channel names, all under KeyPrefix. Room and user names cannot
-// contain what would make two names collide (see package protocol).
-func (b *Broker) metaKey(room string) string     { return b.cfg.KeyPrefix + "m:" + room }
-func (b *Broker) streamKey(room string) string   { return b.cfg.KeyPrefix + "h:" + room }
-func (b *Broker) presenceKey(room string) string { return b.cfg.KeyPrefix + "p:" + room }
-func (b *Broker) presenceCountKey(room string) string {
-	return b.cfg.KeyPrefix + "pc:" + room
-}
-func (b *Broker) bootKey() string                { return b.cfg.KeyPrefix + "boot" }
-func (b *Broker) pubIdemKey(key string) string   { return b.cfg.KeyPrefix + "ip:" + key }
-func (b *Broker) userIdemKey(key string) string  { return b.cfg.KeyPrefix + "iu:" + key }
-func (b *Broker) nodeKey(id string) string       { return b.cfg.KeyPrefix + "node:" + id }
-func (b *Broker) roomChannel(room string) string { return b.cfg.KeyPrefix + "r:" + room }
-func (b *Broker) userChannel(user string) string { return b.cfg.KeyPrefix + "u:" + user }
 
 // Stats counts what the broker did to keep delivery complete.
 type Stats struct {

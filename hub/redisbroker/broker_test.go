@@ -26,6 +26,35 @@ func uniquePrefix() string {
 func newBroker(t testing.TB, srv *redistest.Server, cfg Config) *Broker {
 	t.Helper()
 	cfg.URL = srv.URL()
+	return newBrokerAt(t, cfg)
+}
+
+// newClusterBroker is newBroker on a Redis Cluster.
+func newClusterBroker(t testing.TB, c *redistest.Cluster, cfg Config) *Broker {
+	t.Helper()
+	cfg.URL, cfg.Cluster = c.URL(), true
+	return newBrokerAt(t, cfg)
+}
+
+// redisModes runs f once on one Redis and once on a 3-master Redis
+// Cluster, as subtests "single" and "cluster": one suite, both modes. f's
+// newBroker sets Config.URL and Config.Cluster.
+func redisModes(t *testing.T, f func(t *testing.T, newBroker func(testing.TB, Config) *Broker)) {
+	t.Run("single", func(t *testing.T) {
+		t.Parallel()
+		srv := redistest.Start(t)
+		f(t, func(t testing.TB, cfg Config) *Broker { return newBroker(t, srv, cfg) })
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		c := redistest.StartCluster(t, 3)
+		f(t, func(t testing.TB, cfg Config) *Broker { return newClusterBroker(t, c, cfg) })
+	})
+}
+
+// newBrokerAt returns a broker for cfg, which names the Redis.
+func newBrokerAt(t testing.TB, cfg Config) *Broker {
+	t.Helper()
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = uniquePrefix()
 	}
@@ -59,30 +88,33 @@ func startBroker(t testing.TB, srv *redistest.Server, cfg Config) (*Broker, *hub
 
 func TestBroker(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	hubtest.TestBroker(t, func(t *testing.T) (hub.Broker, hub.Presence) {
-		b := newBroker(t, srv, Config{HistorySize: hubtest.HistorySize})
-		return b, b
+	redisModes(t, func(t *testing.T, newBroker func(testing.TB, Config) *Broker) {
+		hubtest.TestBroker(t, func(t *testing.T) (hub.Broker, hub.Presence) {
+			b := newBroker(t, Config{HistorySize: hubtest.HistorySize})
+			return b, b
+		})
 	})
 }
 
 func TestCluster(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	hubtest.TestCluster(t, func(t *testing.T) hubtest.NewBroker {
-		prefix := uniquePrefix()
-		return func(t *testing.T) (hub.Broker, hub.Presence) {
-			b := newBroker(t, srv, Config{HistorySize: hubtest.HistorySize, KeyPrefix: prefix})
-			return b, b
-		}
+	redisModes(t, func(t *testing.T, newBroker func(testing.TB, Config) *Broker) {
+		hubtest.TestCluster(t, func(t *testing.T) hubtest.NewBroker {
+			prefix := uniquePrefix()
+			return func(t *testing.T) (hub.Broker, hub.Presence) {
+				b := newBroker(t, Config{HistorySize: hubtest.HistorySize, KeyPrefix: prefix})
+				return b, b
+			}
+		})
 	})
 }
 
 func TestRecovery(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	hubtest.TestRecovery(t, func(t *testing.T) (hub.Broker, hub.Presence) {
-		b := newBroker(t, srv, Config{HistorySize: hubtest.HistorySize})
-		return b, b
+	redisModes(t, func(t *testing.T, newBroker func(testing.TB, Config) *Broker) {
+		hubtest.TestRecovery(t, func(t *testing.T) (hub.Broker, hub.Presence) {
+			b := newBroker(t, Config{HistorySize: hubtest.HistorySize})
+			return b, b
+		})
 	})
 }

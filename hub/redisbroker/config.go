@@ -2,6 +2,7 @@ package redisbroker
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/hub"
@@ -11,8 +12,16 @@ import (
 // localhost.
 type Config struct {
 	// URL is the Redis URL, as redis://[[user]:password@]host:port/db or
-	// rediss:// for TLS. Default "redis://127.0.0.1:6379/0".
+	// rediss:// for TLS. Default "redis://127.0.0.1:6379/0". With Cluster,
+	// it names seed nodes of the cluster, the first as host and the others
+	// as addr parameters: redis://h1:7000?addr=h2:7001&addr=h3:7002 (see
+	// redis.ParseClusterURL); no database.
 	URL string
+	// Cluster selects Redis Cluster (7.0 or later): the broker then uses
+	// sharded pub/sub (SSUBSCRIBE, SPUBLISH), one pub/sub connection per
+	// master, and key names with hash tags (see keys.go). Default false:
+	// one Redis (6.2 or later), plain pub/sub.
+	Cluster bool
 	// NodeID names this node in presence entries, the node registry and its
 	// Redis client name: printable ASCII without spaces, unique in the
 	// cluster. Default: a random id.
@@ -83,6 +92,9 @@ func (cfg Config) withDefaults() Config {
 func (cfg Config) validate() error {
 	if cfg.PresenceTTL < 30*time.Millisecond {
 		return fmt.Errorf("presence TTL %v is below 30ms", cfg.PresenceTTL)
+	}
+	if strings.ContainsAny(cfg.KeyPrefix, "{}") {
+		return fmt.Errorf("key prefix %q: must not contain '{' or '}' (hash tags)", cfg.KeyPrefix)
 	}
 	for i := 0; i < len(cfg.NodeID); i++ {
 		if c := cfg.NodeID[i]; c <= ' ' || c > '~' {

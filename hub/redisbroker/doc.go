@@ -1,5 +1,6 @@
 // Package redisbroker is the hub.Broker and hub.Presence shared by a cluster
-// of Switchboard nodes, on one Redis (6.2 or later).
+// of Switchboard nodes, on one Redis (6.2 or later) or, with Config.Cluster,
+// on a Redis Cluster (7.0 or later).
 //
 // It owns, in Redis under Config.KeyPrefix: each room's history (a Stream
 // whose entry ids are the seqs) and position (a hash holding seq and epoch),
@@ -8,8 +9,8 @@
 // assigning the seq, appending to history and publishing to the room's
 // channel happen atomically.
 //
-// Each node has one pub/sub connection for every room and user it is
-// subscribed to. Pub/sub loses messages when that connection breaks or lags,
+// Each node has one pub/sub connection (per master, on a cluster) for every
+// room and user it is subscribed to. Pub/sub loses messages when that connection breaks or lags,
 // so the broker tracks the last seq delivered per room and repairs a gap by
 // reading the missing publications from the Stream; on reconnection it reads
 // whatever it missed. The Handler thus sees every room in seq order without
@@ -33,6 +34,17 @@
 // resyncs read history on a few worker goroutines per shard, never on the
 // shard's loop: a room under repair holds what it receives meanwhile (within
 // bounds) and delivery of the other rooms goes on.
+//
+// On a Redis Cluster every script must touch keys of one slot, so key and
+// channel names carry hash tags (see keys.go): everything of a room is
+// tagged {r:ROOM}, of a user {u:USER}, and presence's boot key is one per
+// slot. Pub/sub is sharded (SSUBSCRIBE, SPUBLISH in the scripts): the node
+// holds one pub/sub connection per master, each carrying the channels of
+// the slots that master owns (see sharded.go). A connection that fails, or
+// a slot that moves, makes its channels resubscribed on their owner and
+// their rooms resynced from history, as after a reconnection on one Redis.
+// A master that is down makes only its rooms unavailable. On one Redis the
+// names, and PUBLISH and SUBSCRIBE, are those of earlier versions.
 //
 // It does not own room membership or sessions (package hub) and does not read
 // configuration from flags or the environment (cmd/switchboard).

@@ -53,6 +53,7 @@ func wrapErr(step string, err error, maybe bool) error {
 	if err == nil {
 		return nil
 	}
+	err = unwrapNoRetry(err)
 	if unreachable(err) {
 		err = &unavailableError{err: err, maybe: maybe && mayHaveRun(err)}
 	}

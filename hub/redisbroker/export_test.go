@@ -21,7 +21,7 @@ func (b *Broker) crash() {
 		if cancel != nil {
 			cancel()
 		}
-		b.ps.Close()
+		b.closePubSub()
 		b.wg.Wait()
 		b.client.Close()
 	})

@@ -42,7 +42,7 @@ func TestIdempotencyKeyKeepsSeqAndEpoch(t *testing.T) {
 	if string(first.Frame) != string(r.Message.Frame(first.Seq)) {
 		t.Errorf("Publish returned a frame of %d bytes, not the message's", len(first.Frame))
 	}
-	n, err := srv.Client(t).StrLen(ctx, b.pubIdemKey("big")).Result()
+	n, err := srv.Client(t).StrLen(ctx, b.pubIdemKey("r", "big")).Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,21 +43,16 @@ type presenceState struct {
 	// member_left announced) once Redis answers.
 	removals map[string]map[string]bool
 	gen      uint64 // the last entry generation handed out
-	// boot is the value of the boot key the entries were registered under;
-	// "" until it was first read.
-	boot string
-	// lost is set when Redis is found to have lost the entries (its boot
-	// key changed); settled is when joins are answered again after they
-	// were registered anew.
-	lost    bool
-	settled time.Time
+	// slots is the state of the boot keys by slot (see bootSlot): one,
+	// slot 0, on one Redis.
+	slots map[int]*bootState
 }
 
 // Add implements hub.Presence: it records user in room for this node, to be
 // refreshed every PresenceTTL/3 until Remove or Close, and announces
 // member_joined when the user is new to the room.
 func (b *Broker) Add(ctx context.Context, room, user string) (first bool, err error) {
-	boot, err := b.presenceUsable()
+	boot, err := b.usableBoot(ctx, room)
 	if err != nil {
 		return false, fmt.Errorf("presence add: %w", err)
 	}
@@ -68,7 +63,7 @@ func (b *Broker) Add(ctx context.Context, room, user string) (first bool, err er
 	p.mu.Unlock()
 	n, err := b.presence(ctx, room, "add", boot, entry).Int64()
 	if err != nil {
-		return false, b.presenceErr("presence add", err)
+		return false, b.presenceErr("presence add", room, err)
 	}
 	p.mu.Lock()
 	if p.held == nil {
@@ -92,7 +87,7 @@ func (b *Broker) Remove(ctx context.Context, room, user string) (last bool, err 
 	if len(p.held[room]) == 0 {
 		delete(p.held, room)
 	}
-	boot := p.boot
+	boot := p.bootLocked(b.bootSlot(room))
 	p.mu.Unlock()
 	if entry == "" {
 		return false, nil // never added: nothing to remove
@@ -102,7 +97,7 @@ func (b *Broker) Remove(ctx context.Context, room, user string) (last bool, err 
 		p.mu.Lock()
 		p.queueRemovalLocked(room, entry)
 		p.mu.Unlock()
-		return false, b.presenceErr("presence remove", err)
+		return false, b.presenceErr("presence remove", room, err)
 	}
 	return n == 1, nil
 }
@@ -110,13 +105,13 @@ func (b *Broker) Remove(ctx context.Context, room, user string) (last bool, err 
 // Members implements hub.Presence: a page of the users with a live entry
 // on any node, read from the room's sorted set of users by ZRANGEBYLEX.
 func (b *Broker) Members(ctx context.Context, room, after string, limit int) (hub.MemberPage, error) {
-	boot, err := b.presenceUsable()
+	boot, err := b.usableBoot(ctx, room)
 	if err != nil {
 		return hub.MemberPage{}, fmt.Errorf("presence members: %w", err)
 	}
 	reply, err := b.presence(ctx, room, "members", boot, after, strconv.Itoa(max(limit, 1))).Slice()
 	if err != nil {
-		return hub.MemberPage{}, b.presenceErr("presence members", err)
+		return hub.MemberPage{}, b.presenceErr("presence members", room, err)
 	}
 	page, err := memberPage(reply)
 	if err != nil {
@@ -147,31 +142,6 @@ func memberPage(reply []any) (hub.MemberPage, error) {
 	return page, nil
 }
 
-// presenceUsable returns the boot id to check presence calls against, or
-// an error matching hub.ErrUnavailable while Redis' copy of presence is
-// incomplete: not checked yet, or lost and being rebuilt.
-func (b *Broker) presenceUsable() (string, error) {
-	p := &b.pres
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.boot == "" || p.lost || time.Now().Before(p.settled) {
-		return "", &unavailableError{err: errPresenceLost}
-	}
-	return p.boot, nil
-}
-
-// presenceErr wraps a presence script's error; one reporting that Redis lost
-// the entries marks them for re-registration.
-func (b *Broker) presenceErr(step string, err error) error {
-	if redis.HasErrorPrefix(err, "LOST") {
-		b.pres.mu.Lock()
-		b.pres.lost = true
-		b.pres.mu.Unlock()
-		return fmt.Errorf("%s: %w", step, &unavailableError{err: errPresenceLost})
-	}
-	return wrap(step, err)
-}
-
 // presence runs one op of presence.lua for room, checked against boot.
 func (b *Broker) presence(ctx context.Context, room, op, boot string, args ...string) *redis.Cmd {
 	ctx, cancel := b.opContext(ctx)
@@ -180,18 +150,15 @@ func (b *Broker) presence(ctx context.Context, room, op, boot string, args ...st
 }
 
 func (b *Broker) presenceKeys(room string) []string {
-	return []string{b.presenceKey(room), b.presenceCountKey(room), b.bootKey(), b.presenceUsersKey(room)}
+	return []string{b.presenceKey(room), b.presenceCountKey(room), b.bootKey(b.bootSlot(room)), b.presenceUsersKey(room)}
 }
-
-// presenceUsersKey names the room's sorted set of users, for paging.
-func (b *Broker) presenceUsersKey(room string) string { return b.cfg.KeyPrefix + "pu:" + room }
 
 // memberEventsMax is protocol.MemberEventsMax as presence.lua takes it.
 var memberEventsMax = strconv.Itoa(protocol.MemberEventsMax)
 
 func (b *Broker) presenceArgs(room, op, boot string, args ...string) []any {
-	a := make([]any, 0, 6+len(args))
-	a = append(a, op, ms(b.cfg.PresenceTTL), room, b.roomChannel(room), boot, memberEventsMax)
+	a := make([]any, 0, 7+len(args))
+	a = append(a, op, ms(b.cfg.PresenceTTL), room, b.roomChannel(room), boot, memberEventsMax, b.publishCmd())
 	for _, s := range args {
 		a = append(a, s)
 	}
@@ -222,87 +189,29 @@ func (b *Broker) maintain(ctx context.Context) {
 	}
 }
 
-// checkBoot reads the boot key, creating it when missing. A value other
-// than the one the node registered under means Redis lost its data
-// (restarted without persistence, flushed): the node registers its
-// presence again, announcing its users anew, and answers joins once every
-// node had time to do the same.
-func (b *Broker) checkBoot(ctx context.Context) {
-	cctx, cancel := b.opContext(ctx)
-	boot, err := bootScript.Run(cctx, b.client, []string{b.bootKey()}, hub.NewEpoch()).Text()
-	cancel()
-	if err != nil {
-		return // Redis is unreachable: the next tick checks again
-	}
-	p := &b.pres
-	p.mu.Lock()
-	known, lost := p.boot, p.lost
-	p.mu.Unlock()
-	if boot == known && !lost {
-		return
-	}
-	if known != "" {
-		b.log.Warn().Msg("Redis lost this node's presence (restarted or flushed): registering it again")
-		b.heartbeat(ctx)
-		if err := b.reregister(ctx, boot); err != nil {
-			b.log.Warn().Err(err).Msg("registering presence again failed; retrying")
-			return
-		}
-	}
-	p.mu.Lock()
-	p.boot, p.lost = boot, false
-	if known != "" {
-		p.settled = time.Now().Add(settleDelay)
-	}
-	p.mu.Unlock()
-}
-
-// reregister adds every entry the node holds again, under boot.
-func (b *Broker) reregister(ctx context.Context, boot string) error {
-	var keys [][]string
-	var args [][]any
-	p := &b.pres
-	p.mu.Lock()
-	for room, users := range p.held {
-		for _, entry := range users {
-			keys = append(keys, b.presenceKeys(room))
-			args = append(args, b.presenceArgs(room, "add", boot, entry))
-		}
-	}
-	p.mu.Unlock()
-	for i := 0; i < len(keys); i += refreshBatch {
-		end := min(i+refreshBatch, len(keys))
-		ctx, cancel := b.opContext(ctx)
-		_, err := runPipelined(ctx, b.client, presenceScript, keys[i:end], args[i:end])
-		cancel()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // retryRemovals runs the removals that failed again, announcing member_left
 // for each user the room has no live entry of.
 func (b *Broker) retryRemovals(ctx context.Context) {
 	p := &b.pres
-	p.mu.Lock()
-	if len(p.removals) == 0 || p.boot == "" || p.lost {
-		p.mu.Unlock()
-		return
-	}
-	removals, boot := p.removals, p.boot
-	p.removals = nil
-	p.mu.Unlock()
 	var keys [][]string
 	var args [][]any
 	var rooms, entries []string
-	for room, set := range removals {
+	p.mu.Lock()
+	for room, set := range p.removals {
+		st := p.slots[b.bootSlot(room)]
+		if st == nil || st.boot == "" || st.lost {
+			continue // retried once the boot key was read again
+		}
 		for entry := range set {
 			keys = append(keys, b.presenceKeys(room))
-			args = append(args, b.presenceArgs(room, "remove", boot, entry, "1"))
+			args = append(args, b.presenceArgs(room, "remove", st.boot, entry, "1"))
 			rooms, entries = append(rooms, room), append(entries, entry)
 		}
+		delete(p.removals, room)
+	}
+	p.mu.Unlock()
+	if len(keys) == 0 {
+		return
 	}
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
@@ -349,14 +258,13 @@ func (b *Broker) refreshRooms(ctx context.Context, rooms []string) {
 	args := make([][]any, 0, len(rooms))
 	p := &b.pres
 	p.mu.Lock()
-	boot := p.boot
 	for _, room := range rooms {
 		entries := make([]string, 0, len(p.held[room]))
 		for _, entry := range p.held[room] {
 			entries = append(entries, entry)
 		}
 		keys = append(keys, b.presenceKeys(room))
-		args = append(args, b.presenceArgs(room, "refresh", boot, entries...))
+		args = append(args, b.presenceArgs(room, "refresh", p.bootLocked(b.bootSlot(room)), entries...))
 	}
 	p.mu.Unlock()
 	ctx, cancel := b.opContext(ctx)
@@ -368,7 +276,7 @@ func (b *Broker) refreshRooms(ctx context.Context, rooms []string) {
 	}
 	for i, cmd := range cmds {
 		if err := cmd.Err(); err != nil {
-			b.presenceErr("presence refresh", err)
+			b.presenceErr("presence refresh", rooms[i], err)
 			continue
 		}
 		gone, _ := cmd.StringSlice()
@@ -405,23 +313,25 @@ func (b *Broker) unregister(ctx context.Context) {
 	defer cancel()
 	p := &b.pres
 	p.mu.Lock()
-	held, removals, boot := p.held, p.removals, p.boot
+	held, removals := p.held, p.removals
 	p.held, p.removals = nil, nil
-	p.mu.Unlock()
 	var keys [][]string
 	var args [][]any
 	for room, users := range held {
+		boot := p.bootLocked(b.bootSlot(room))
 		for _, entry := range users {
 			keys = append(keys, b.presenceKeys(room))
 			args = append(args, b.presenceArgs(room, "remove", boot, entry, "1"))
 		}
 	}
 	for room, set := range removals {
+		boot := p.bootLocked(b.bootSlot(room))
 		for entry := range set {
 			keys = append(keys, b.presenceKeys(room))
 			args = append(args, b.presenceArgs(room, "remove", boot, entry, "1"))
 		}
 	}
+	p.mu.Unlock()
 	if len(keys) > 0 {
 		if _, err := runPipelined(ctx, b.client, presenceScript, keys, args); err != nil {
 			b.log.Warn().Err(err).Msg("close: removing presence entries failed; they expire")

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/switchboard-chat/switchboard/hub"
 )
 
@@ -21,14 +23,14 @@ import (
 func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest) (hub.Publication, bool, error) {
 	keys := []string{b.metaKey(room), b.streamKey(room)}
 	if r.IdempotencyKey != "" {
-		keys = append(keys, b.pubIdemKey(r.IdempotencyKey))
+		keys = append(keys, b.pubIdemKey(room, r.IdempotencyKey))
 	}
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
 	res, err := publishScript.Run(ctx, b.client, keys,
 		r.Message.Prefix, r.Message.Suffix, hub.NewEpoch(),
 		b.cfg.HistorySize, ms(b.cfg.HistoryTTL), b.roomChannel(room), ms(b.cfg.IdempotencyTTL),
-		b.cfg.HistoryMaxBytes,
+		b.cfg.HistoryMaxBytes, b.publishCmd(),
 	).Slice()
 	if err != nil {
 		return hub.Publication{}, false, wrapMaybe("publish", err)
@@ -160,7 +162,7 @@ func parseEntry(e any) (hub.Publication, error) {
 func (b *Broker) BroadcastRoom(ctx context.Context, room string, e hub.Event) error {
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
-	return wrap("broadcast room", b.client.Publish(ctx, b.roomChannel(room), encodeEvent(e)).Err())
+	return wrap("broadcast room", b.publish(ctx, b.roomChannel(room), encodeEvent(e)).Err())
 }
 
 // SendUser implements hub.Broker. delivered reports whether a node was
@@ -172,11 +174,11 @@ func (b *Broker) SendUser(ctx context.Context, user string, e hub.Event, idempot
 	defer cancel()
 	channel, env := b.userChannel(user), encodeEvent(e)
 	if idempotencyKey == "" {
-		n, err := b.client.Publish(ctx, channel, env).Result()
+		n, err := b.publish(ctx, channel, env).Result()
 		return n > 0, false, wrapMaybe("send user", err)
 	}
-	n, err := sendUserScript.Run(ctx, b.client, []string{b.userIdemKey(idempotencyKey)},
-		channel, env, ms(b.cfg.IdempotencyTTL),
+	n, err := sendUserScript.Run(ctx, b.client, []string{b.userIdemKey(user, idempotencyKey)},
+		channel, env, ms(b.cfg.IdempotencyTTL), b.publishCmd(),
 	).Int64()
 	if err != nil {
 		return false, false, wrapMaybe("send user", err)
@@ -185,6 +187,29 @@ func (b *Broker) SendUser(ctx context.Context, user string, e hub.Event, idempot
 		return true, true, nil
 	}
 	return n > 0, false, nil
+}
+
+// The scripts' publish command, boxed once: a string converted to any on
+// every call would cost an allocation per publish.
+var publishArg, spublishArg any = "PUBLISH", "SPUBLISH"
+
+// publishCmd names the publish command of the scripts: SPUBLISH on a
+// cluster, where the scripts' channels are in their keys' slot.
+func (b *Broker) publishCmd() any {
+	if b.cfg.Cluster {
+		return spublishArg
+	}
+	return publishArg
+}
+
+// publish publishes payload on channel, with SPUBLISH on a cluster. The
+// reply counts the subscribers (on a cluster, those of the channel's
+// master: the only node the broker subscribes shard channels on).
+func (b *Broker) publish(ctx context.Context, channel, payload string) *redis.IntCmd {
+	if b.cfg.Cluster {
+		return b.client.SPublish(ctx, channel, payload)
+	}
+	return b.client.Publish(ctx, channel, payload)
 }
 
 // seqID returns the stream id, without its always-0 sequence part, of seq.

@@ -2,7 +2,6 @@ package redisbroker
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,12 +57,13 @@ func (b *Broker) receive(ctx context.Context, ch <-chan any) {
 
 // route hands a message to the shard of its room or user.
 func (b *Broker) route(ctx context.Context, m *redis.Message) {
-	if room, ok := strings.CutPrefix(m.Channel, b.roomChannel("")); ok {
-		b.handOver(ctx, b.shardOf(room), delivery{kind: roomMessage, name: room, payload: m.Payload})
-		return
-	}
-	if user, ok := strings.CutPrefix(m.Channel, b.userChannel("")); ok {
-		b.handOver(ctx, b.shardOf(user), delivery{kind: userMessage, name: user, payload: m.Payload})
+	name, room, ok := b.channelName(m.Channel)
+	switch {
+	case !ok:
+	case room:
+		b.handOver(ctx, b.shardOf(name), delivery{kind: roomMessage, name: name, payload: m.Payload})
+	default:
+		b.handOver(ctx, b.shardOf(name), delivery{kind: userMessage, name: name, payload: m.Payload})
 	}
 }
 
@@ -93,18 +93,26 @@ func (b *Broker) noteBacklog(n int, full bool) bool {
 }
 
 // onSubscription handles Redis's confirmation of a SUBSCRIBE or
-// UNSUBSCRIBE, sent for a call of this node or when go-redis resubscribes
-// after reconnecting. It returns a confirmed room, to be resynced.
+// UNSUBSCRIBE (SSUBSCRIBE, SUNSUBSCRIBE on a cluster, counted as the
+// same), sent for a call of this node or when go-redis resubscribes after
+// reconnecting. It returns a confirmed room, to be resynced.
 func (b *Broker) onSubscription(m *redis.Subscription) *roomSub {
+	kind := m.Kind
+	switch kind {
+	case "ssubscribe":
+		kind = "subscribe"
+	case "sunsubscribe":
+		kind = "unsubscribe"
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.confirmLocked(m.Channel, m.Kind)
-	if m.Kind != "subscribe" {
+	b.confirmLocked(m.Channel, kind)
+	if kind != "subscribe" {
 		return nil
 	}
 	delete(b.pending, m.Channel)
-	room, ok := strings.CutPrefix(m.Channel, b.roomChannel(""))
-	if !ok {
+	room, isRoom, ok := b.channelName(m.Channel)
+	if !ok || !isRoom {
 		return nil
 	}
 	return b.shardOf(room).room(room)

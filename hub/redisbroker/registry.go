@@ -13,9 +13,6 @@ import (
 // that stops (a crash) drops out PresenceTTL later, and Close removes it at
 // once. Reading the registry costs O(nodes): no SCAN of the keyspace.
 
-// registryKey is the registry's sorted set.
-func (b *Broker) registryKey() string { return b.cfg.KeyPrefix + "nodes" }
-
 // heartbeat renews the node's registry entry.
 func (b *Broker) heartbeat(ctx context.Context) {
 	ctx, cancel := b.opContext(ctx)

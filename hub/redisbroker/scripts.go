@@ -40,26 +40,24 @@ end
 return v`)
 )
 
-// runPipelined runs s once per args in one pipeline. A script Redis does not
-// have cached fails there with NOSCRIPT; it is then loaded and the pipeline
-// run again once.
-func runPipelined(ctx context.Context, c *redis.Client, s *redis.Script, keys [][]string, args [][]any) ([]*redis.Cmd, error) {
-	run := func() ([]*redis.Cmd, error) {
+// runPipelined runs s once per args in one pipeline (on a cluster, one per
+// master). A script Redis does not have cached fails there with NOSCRIPT;
+// the pipeline is then run again once, sending the script itself (EVAL):
+// on a cluster, loading it into every master would fail while one is down.
+func runPipelined(ctx context.Context, c redis.UniversalClient, s *redis.Script, keys [][]string, args [][]any) ([]*redis.Cmd, error) {
+	run := func(eval func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd) ([]*redis.Cmd, error) {
 		cmds := make([]*redis.Cmd, len(keys))
 		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i := range keys {
-				cmds[i] = s.EvalSha(ctx, p, keys[i], args[i]...)
+				cmds[i] = eval(ctx, p, keys[i], args[i]...)
 			}
 			return nil
 		})
 		return cmds, err
 	}
-	cmds, err := run()
+	cmds, err := run(s.EvalSha)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if err := s.Load(ctx, c).Err(); err != nil {
-			return nil, err
-		}
-		cmds, err = run()
+		cmds, err = run(s.Eval)
 	}
 	return cmds, err
 }

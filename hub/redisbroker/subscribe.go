@@ -70,7 +70,7 @@ func (b *Broker) subscribe(ctx context.Context, channel string, record func()) e
 	if err != nil {
 		return err
 	}
-	err = b.ps.Subscribe(psContext(ctx), channel)
+	err = b.psSubscribe(psContext(ctx), channel)
 	if err != nil {
 		b.stats.errors.Add(1)
 		b.mu.Lock()
@@ -104,7 +104,7 @@ func (b *Broker) unsubscribe(ctx context.Context, s *shard, channel string, forg
 	}
 	s.deliverMu.Lock() // wait for a delivery under way: none follows
 	s.deliverMu.Unlock()
-	err = b.ps.Unsubscribe(psContext(ctx), channel)
+	err = b.psUnsubscribe(psContext(ctx), channel)
 	b.subMu.Unlock()
 	if err != nil {
 		b.stats.errors.Add(1)
@@ -217,7 +217,9 @@ func (b *Broker) retryPending(ctx context.Context) {
 	if len(channels) == 0 {
 		return
 	}
-	if err := b.ps.Subscribe(psContext(ctx), channels...); err != nil {
+	if b.sharded != nil {
+		channels = b.sharded.subscribeEach(psContext(ctx), channels)
+	} else if err := b.ps.Subscribe(psContext(ctx), channels...); err != nil {
 		b.stats.errors.Add(1)
 		return // still unreachable; the next tick tries again
 	}
@@ -226,4 +228,21 @@ func (b *Broker) retryPending(ctx context.Context) {
 		delete(b.pending, c)
 	}
 	b.mu.Unlock()
+}
+
+// psSubscribe sends SUBSCRIBE, or SSUBSCRIBE on a cluster. subMu is held.
+func (b *Broker) psSubscribe(ctx context.Context, channel string) error {
+	if b.sharded != nil {
+		return b.sharded.subscribe(ctx, []string{channel})
+	}
+	return b.ps.Subscribe(ctx, channel)
+}
+
+// psUnsubscribe sends UNSUBSCRIBE, or SUNSUBSCRIBE on a cluster. subMu is
+// held.
+func (b *Broker) psUnsubscribe(ctx context.Context, channel string) error {
+	if b.sharded != nil {
+		return b.sharded.unsubscribe(ctx, channel)
+	}
+	return b.ps.Unsubscribe(ctx, channel)
 }

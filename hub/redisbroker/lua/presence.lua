@@ -18,10 +18,11 @@
 -- ARGV[2] TTL, ms   ARGV[3] room name   ARGV[4] room channel
 -- ARGV[5] the boot id the caller registered under; "" skips the check
 -- ARGV[6] the most members a room may have for its changes to be announced
--- ARGV[7...] entries (add, remove, refresh: user "|" node "|" generation);
---         members: ARGV[7] the user to page after ("" from the first),
---         ARGV[8] the page size
--- ARGV[8] remove only: "1" announces member_left whenever the user has no
+-- ARGV[7] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
+-- ARGV[8...] entries (add, remove, refresh: user "|" node "|" generation);
+--         members: ARGV[8] the user to page after ("" from the first),
+--         ARGV[9] the page size
+-- ARGV[9] remove only: "1" announces member_left whenever the user has no
 --         live entry left (a retried removal), else only when this removal
 --         took the last one
 --
@@ -35,7 +36,7 @@
 -- set when it does not match the hash: written by an older version).
 redis.replicate_commands()
 local op, ttl, room, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local announce_max = tonumber(ARGV[6])
+local announce_max, publish = tonumber(ARGV[6]), ARGV[7]
 if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[5] then
   return redis.error_reply('LOST presence lost: Redis restarted or was flushed')
 end
@@ -61,7 +62,7 @@ local function announce(typ, user)
   end
   local frame = '{"type":"' .. typ .. '","room":"' .. room .. '","user":"' .. user ..
     '","member_count":' .. count .. '}'
-  redis.call('PUBLISH', channel, 'e0:' .. #user .. ':' .. user .. frame)
+  redis.call(publish, channel, 'e0:' .. #user .. ':' .. user .. frame)
 end
 
 -- drop removes one counted entry of user and reports whether none is left.
@@ -95,7 +96,7 @@ local function extend()
   end
 end
 
--- members returns a page of the users after ARGV[7], with the count and
+-- members returns a page of the users after ARGV[8], with the count and
 -- whether more follow. A users set that does not match the hash (written
 -- by a version without it) is rebuilt from the hash first.
 local function members()
@@ -109,9 +110,9 @@ local function members()
       redis.call('PEXPIRE', KEYS[4], math.max(redis.call('PTTL', KEYS[2]), ttl))
     end
   end
-  local from, limit = '-', tonumber(ARGV[8])
-  if ARGV[7] ~= '' then
-    from = '(' .. ARGV[7]
+  local from, limit = '-', tonumber(ARGV[9])
+  if ARGV[8] ~= '' then
+    from = '(' .. ARGV[8]
   end
   local page = redis.call('ZRANGEBYLEX', KEYS[4], from, '+', 'LIMIT', 0, limit + 1)
   local more = 0
@@ -131,7 +132,7 @@ local expiry = string.format('%d', now + ttl)
 if op == 'members' then
   return members()
 elseif op == 'add' then
-  local entry, user = ARGV[7], user_of(ARGV[7])
+  local entry, user = ARGV[8], user_of(ARGV[8])
   local first = 0
   if redis.call('ZADD', KEYS[1], expiry, entry) == 1 then
     if redis.call('HINCRBY', KEYS[2], user, 1) == 1 then
@@ -143,28 +144,28 @@ elseif op == 'add' then
   extend()
   return first
 elseif op == 'remove' then
-  local entry, user = ARGV[7], user_of(ARGV[7])
+  local entry, user = ARGV[8], user_of(ARGV[8])
   local last = false
   if redis.call('ZREM', KEYS[1], entry) == 1 then
     last = drop(user)
     if last then
       announce('member_left', user)
     end
-  elseif ARGV[8] == '1' and not redis.call('HGET', KEYS[2], user) then
+  elseif ARGV[9] == '1' and not redis.call('HGET', KEYS[2], user) then
     last = true
     announce('member_left', user)
   end
   return last and 1 or 0
 elseif op == 'refresh' then
   local gone = {}
-  for i = 7, #ARGV do
+  for i = 8, #ARGV do
     if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
       redis.call('ZADD', KEYS[1], 'XX', expiry, ARGV[i])
     else
       gone[#gone + 1] = ARGV[i]
     end
   end
-  if #gone < #ARGV - 6 then
+  if #gone < #ARGV - 7 then
     extend()
   end
   return gone

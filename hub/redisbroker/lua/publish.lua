@@ -9,6 +9,7 @@
 -- ARGV[4] history size      ARGV[5] history TTL, ms
 -- ARGV[6] room channel      ARGV[7] idempotency TTL, ms
 -- ARGV[8] history byte cap
+-- ARGV[9] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
 --
 -- Returns {duplicate (0 or 1), epoch, seq}. What is published is the
 -- envelope "p" epoch ":" seq ":" frame; the idempotency key keeps only
@@ -51,7 +52,7 @@ end
 
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PUBLISH', ARGV[6], 'p' .. epoch .. ':' .. seq .. ':' .. frame)
+redis.call(ARGV[9], ARGV[6], 'p' .. epoch .. ':' .. seq .. ':' .. frame)
 if KEYS[3] then
   redis.call('SET', KEYS[3], epoch .. ':' .. seq, 'PX', ARGV[7])
 end

@@ -7,8 +7,8 @@
 -- beat: ARGV[2] node id   ARGV[3] TTL, ms   ARGV[4] info key   ARGV[5] info
 -- list: ARGV[2] the info keys' prefix (the node id follows)
 --
--- The info keys are not in KEYS: the broker runs on one Redis, not a
--- Redis Cluster.
+-- The info keys are not in KEYS; on a Redis Cluster they share the
+-- registry's hash tag, so that they are on its slot.
 --
 -- beat renews the node's entry and info; list drops expired entries and
 -- returns {id, info, ...} for the live nodes whose info is there.

@@ -24,6 +24,7 @@ type Server struct {
 	t    testing.TB
 	port int
 	dir  string
+	args []string // more redis-server arguments
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -39,15 +40,7 @@ type Server struct {
 // Redis tests.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		const msg = "redis-server not found on PATH; install Redis " +
-			"(apt-get install redis-server, brew install redis) to run these tests"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	path := lookPath(t, "redis-server")
 	s := &Server{t: t, dir: t.TempDir()}
 	t.Cleanup(s.Stop)
 	for attempt := 0; ; attempt++ {
@@ -62,6 +55,22 @@ func Start(t testing.TB) *Server {
 		// Another process may have taken the port between freePort and
 		// the server's bind: try another one.
 	}
+}
+
+// lookPath returns the path of a Redis program, skipping the test when it
+// is missing, or failing it when CI is "true".
+func lookPath(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		msg := name + " not found on PATH; install Redis " +
+			"(apt-get install redis-server, brew install redis) to run these tests"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return path
 }
 
 // freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
@@ -135,6 +144,7 @@ func (s *Server) start(path string) error {
 		"--dir", s.dir,
 		"--loglevel", "warning",
 	)
+	cmd.Args = append(cmd.Args, s.args...)
 	s.out = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	killWithParent(cmd)
