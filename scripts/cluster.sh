@@ -6,7 +6,12 @@
 # with its name ([nginx], [node-1], [redis]).
 #
 #   scripts/cluster.sh            # then open http://127.0.0.1:8080
+#   scripts/cluster.sh --redis-cluster   # the same on a 3-master Redis Cluster
 #   NODES=5 LB_PORT=9000 REDIS_PORT=6400 scripts/cluster.sh
+#
+# With --redis-cluster, Redis is three cluster-enabled redis-servers on
+# REDIS_PORT..REDIS_PORT+2 (their cluster bus on the same ports + 10000),
+# made one cluster with redis-cli, and the nodes run with --redis-cluster.
 #
 # Ctrl-C stops the load balancer first, then the nodes with SIGTERM (they
 # drain and close their sessions; each gets STOP_TIMEOUT seconds, then
@@ -18,6 +23,13 @@
 # nginx); the nginx service itself may stay stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+redis_cluster=""
+case "${1:-}" in
+  --redis-cluster) redis_cluster=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--redis-cluster]" >&2; exit 2 ;;
+esac
 
 NODES=${NODES:-3}
 REDIS_PORT=${REDIS_PORT:-6390}
@@ -87,7 +99,11 @@ cleanup() {
     case $name in node-*) nodes+=("$name") ;; esac
   done
   if [ ${#nodes[@]} -gt 0 ]; then stop TERM "${nodes[@]}"; fi
-  if started redis; then stop TERM redis; fi
+  local redises=()
+  for name in "${names[@]}"; do
+    case $name in redis*) redises+=("$name") ;; esac
+  done
+  if [ ${#redises[@]} -gt 0 ]; then stop TERM "${redises[@]}"; fi
   rm -rf "$dir"
   echo "cluster stopped"
 }
@@ -109,18 +125,48 @@ ready() {
 echo "building switchboard"
 go build -o "$dir/switchboard" ./cmd/switchboard
 
-start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir"
-for _ in $(seq 50); do
-  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-  sleep 0.1
-done
-echo "redis on 127.0.0.1:$REDIS_PORT"
+# redis_up PORT waits up to 5 s for the redis-server on PORT to answer.
+redis_up() {
+  for _ in $(seq 50); do
+    redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "redis-server on port $1 did not start" >&2
+  exit 1
+}
+
+if [ -n "$redis_cluster" ]; then
+  command -v redis-cli >/dev/null || { echo "redis-cli not found: apt-get install redis-tools" >&2; exit 1; }
+  seeds=()
+  for i in 1 2 3; do
+    port=$((REDIS_PORT + i - 1))
+    mkdir "$dir/redis-$i"
+    start "redis-$i" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$dir/redis-$i" --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-require-full-coverage no
+    seeds+=("127.0.0.1:$port")
+  done
+  for i in 1 2 3; do redis_up $((REDIS_PORT + i - 1)); done
+  redis-cli --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+  for _ in $(seq 100); do
+    redis-cli -p "$REDIS_PORT" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+    sleep 0.1
+  done
+  redis_url="redis://${seeds[0]}?addr=${seeds[1]}&addr=${seeds[2]}"
+  export SWITCHBOARD_REDIS_CLUSTER=true
+  echo "redis cluster on ${seeds[*]}"
+else
+  start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir"
+  redis_up "$REDIS_PORT"
+  redis_url="redis://127.0.0.1:$REDIS_PORT/0"
+  echo "redis on 127.0.0.1:$REDIS_PORT"
+fi
 
 upstreams=()
 for i in $(seq "$NODES"); do
   port=$((FIRST_PORT + i - 1))
   SWITCHBOARD_ADDR="127.0.0.1:$port" SWITCHBOARD_NODE_ID="node-$i" \
-    SWITCHBOARD_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" SWITCHBOARD_LOG_FORMAT=console \
+    SWITCHBOARD_REDIS_URL="$redis_url" SWITCHBOARD_LOG_FORMAT=console \
     SWITCHBOARD_TRUSTED_PROXIES="${SWITCHBOARD_TRUSTED_PROXIES:-127.0.0.1}" \
     start "node-$i" "$dir/switchboard"
   upstreams+=("127.0.0.1:$port")
