@@ -26,13 +26,13 @@ func apiError(status int, code, msg string) error {
 	return &clients.HTTPError{Status: status, Code: code, Message: msg}
 }
 
-// requireKey wraps the server API: without the right Bearer key, 401.
-func requireKey(key string, next http.Handler) http.Handler {
+// requireKey serves next only to requests that send Authorization: Bearer
+// key; others get 401 with the message refusal.
+func requireKey(key, refusal string, next http.Handler) http.Handler {
 	k := []byte(key)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !keyMatches(r, k) {
-			clients.WriteError(w, apiError(http.StatusUnauthorized, protocol.CodeUnauthorized,
-				"the server API needs Authorization: Bearer <SWITCHBOARD_API_KEY>"))
+			clients.WriteError(w, apiError(http.StatusUnauthorized, protocol.CodeUnauthorized, refusal))
 			return
 		}
 		next.ServeHTTP(w, r)

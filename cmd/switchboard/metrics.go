@@ -76,23 +76,6 @@ type promLogger struct{ log zerolog.Logger }
 
 func (l promLogger) Println(v ...any) { l.log.Warn().Msg(fmt.Sprint(v...)) }
 
-// requireMetricsKey serves /metrics on the main listener only to a scraper
-// that sends Authorization: Bearer <API key>, when a key is configured.
-func requireMetricsKey(key string, next http.Handler) http.Handler {
-	if key == "" {
-		return next
-	}
-	k := []byte(key)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !keyMatches(r, k) {
-			clients.WriteError(w, apiError(http.StatusUnauthorized, protocol.CodeUnauthorized,
-				"/metrics needs Authorization: Bearer <SWITCHBOARD_API_KEY>, or a private --metrics-addr"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // nodeCollector exports the node's state and counters, read at each scrape.
 type nodeCollector struct {
 	hub      *hub.Hub

@@ -29,7 +29,11 @@ func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.
 	bounded("GET /healthz", handleHealthz())
 	bounded("GET /readyz", handleReadyz(h, draining, log))
 	if metrics != nil {
-		bounded("GET /metrics", requireMetricsKey(cfg.APIKey, metrics))
+		m := metrics
+		if cfg.APIKey != "" { // with a key, scrapers send it; without, /metrics is open like the rest
+			m = requireKey(cfg.APIKey, "/metrics needs Authorization: Bearer <SWITCHBOARD_API_KEY>, or a private --metrics-addr", metrics)
+		}
+		bounded("GET /metrics", m)
 	}
 	bounded("/", getOnly(web.Handler()))
 
@@ -43,7 +47,7 @@ func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.
 	api.Handle("GET /api/stats", handleStats(h, broker, cfg.NodeID, log))
 	api.Handle("/api/", handleNotFound())
 	if cfg.APIKey != "" {
-		bounded("/api/", requireKey(cfg.APIKey, api))
+		bounded("/api/", requireKey(cfg.APIKey, "the server API needs Authorization: Bearer <SWITCHBOARD_API_KEY>", api))
 	} else {
 		bounded("/api/", apiHandler(func(w http.ResponseWriter, r *http.Request) error {
 			return apiError(http.StatusNotFound, "not_found", "the server API is disabled: set SWITCHBOARD_API_KEY")
