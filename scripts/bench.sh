@@ -10,8 +10,11 @@
 #
 # Rows: memory-1000 (1 000 subscribers x 200 msg/s), memory-5000 (5 000 x 50),
 # redis-1000, redis-5000 (the same with Redis; its CPU is counted),
-# idle-10000 (RSS per idle connection), join-5000 (5 000 joins into one room).
-# One room, 100-byte payloads, publishes through the HTTP API.
+# idle-10000 (RSS per idle connection), join-5000 (5 000 joins into one room);
+# rooms-redis and rooms-cluster (1 000 subscribers in 30 rooms, 1 000 msg/s,
+# on one Redis and on a three-master Redis Cluster, every Redis process's CPU
+# counted; Switchboard only). One room unless said, 100-byte payloads,
+# publishes through the HTTP API.
 #
 # The server (and redis-server) run pinned to core 1, the load tool to core
 # 0 (`taskset`). Everything listens on 127.0.0.1; each server is started
@@ -31,7 +34,7 @@ PORT=${PORT:-18080}
 REDIS_PORT=${REDIS_PORT:-16379}
 BENCH_ARGS=${BENCH_ARGS:-}
 KEY=bench-key
-ALL_ROWS="memory-1000 memory-5000 redis-1000 redis-5000 idle-10000 join-5000"
+ALL_ROWS="memory-1000 memory-5000 redis-1000 redis-5000 idle-10000 join-5000 rooms-redis rooms-cluster"
 rows=${*:-$ALL_ROWS}
 
 for row in $rows; do
@@ -95,16 +98,47 @@ start_redis() {
   return 1
 }
 
+# start_redis_cluster: three cluster-enabled redis-servers on REDIS_PORT..+2
+# made one cluster; sets redis_pid to their PIDs, comma-separated.
+start_redis_cluster() {
+  local pids=() seeds=() i port
+  for i in 0 1 2; do
+    port=$((REDIS_PORT + i))
+    mkdir -p "$work/redis-$i"
+    taskset -c "$SERVER_CPU" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$work/redis-$i" --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-require-full-coverage no >"$work/redis-$i.log" 2>&1 &
+    pids+=("$!")
+    started+=("$!")
+    seeds+=("127.0.0.1:$port")
+  done
+  for i in 0 1 2; do
+    for _ in $(seq 50); do
+      redis-cli -p $((REDIS_PORT + i)) ping >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+  done
+  redis-cli --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+  for _ in $(seq 100); do
+    redis-cli -p "$REDIS_PORT" cluster info | grep -q '^cluster_state:ok' && break
+    sleep 0.1
+  done
+  redis_pid=$(IFS=,; echo "${pids[*]}")
+  cluster_url="redis://${seeds[0]}?addr=${seeds[1]}&addr=${seeds[2]}"
+}
+
 # start_server TARGET ENGINE: starts the server, sets server_pids and url.
 start_server() {
   local target=$1 engine=$2
   server_pids=""
-  if [ "$engine" = redis ]; then
-    start_redis
-  fi
+  case "$engine" in
+    redis) start_redis ;;
+    cluster) start_redis_cluster ;;
+  esac
   if [ "$target" = switchboard ]; then
     local redis_args=()
     [ "$engine" = redis ] && redis_args=(--redis-url "redis://127.0.0.1:$REDIS_PORT/0")
+    [ "$engine" = cluster ] && redis_args=(--redis-cluster --redis-url "$cluster_url")
     taskset -c "$SERVER_CPU" "$work/switchboard" --addr "127.0.0.1:$PORT" --api-key "$KEY" \
       --max-connections 20000 --max-connections-per-ip 0 --rate-limit 0 --log-level warn --log-format json \
       "${redis_args[@]}" >"$work/switchboard.log" 2>&1 &
@@ -124,13 +158,13 @@ EOF
     started+=("$!")
     wait_http "http://127.0.0.1:$PORT/"
   fi
-  if [ "$engine" = redis ]; then server_pids="$server_pids,$redis_pid"; fi
+  if [ "$engine" != memory ]; then server_pids="$server_pids,$redis_pid"; fi
   sleep 1 # let the server settle before the baseline RSS sample
 }
 
 # bench ROW TARGET: runs one row against one server, JSON into $OUT.
 bench() {
-  local row=$1 target=$2 engine=memory args=()
+  local row=$1 target=$2 engine=memory rooms=1 args=()
   case "$row" in
     memory-1000) args=(--conns 1000 --rate 200 --messages $((200 * DURATION))) ;;
     memory-5000) args=(--conns 5000 --rate 50 --messages $((50 * DURATION))) ;;
@@ -138,12 +172,14 @@ bench() {
     redis-5000) engine=redis; args=(--conns 5000 --rate 50 --messages $((50 * DURATION))) ;;
     idle-10000) args=(--mode idle --conns 10000 --hold 5s) ;;
     join-5000) args=(--mode idle --join --conns 5000 --hold 1s) ;;
+    rooms-redis) engine=redis; rooms=30; args=(--conns 1000 --rate 1000 --messages $((1000 * DURATION))) ;;
+    rooms-cluster) engine=cluster; rooms=30; args=(--conns 1000 --rate 1000 --messages $((1000 * DURATION))) ;;
   esac
   start_server "$target" "$engine"
   echo "== $row: $target ($engine)"
   # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
   taskset -c "$BENCH_CPU" "$work/bench" bench --target "$target" --url "ws://127.0.0.1:$PORT" \
-    --api-key "$KEY" --rooms 1 --size 100 --pid "$server_pids" --json "${args[@]}" $BENCH_ARGS \
+    --api-key "$KEY" --rooms "$rooms" --size 100 --pid "$server_pids" --json "${args[@]}" $BENCH_ARGS \
     >"$OUT/$row-$target.json" || echo "bench.sh: $row against $target failed (see above)" >&2
   stop_started
 }
@@ -177,6 +213,7 @@ targets=switchboard
 [ -n "${CENTRIFUGO:-}" ] && targets="switchboard centrifugo"
 for row in $rows; do
   for target in $targets; do
+    case "$row/$target" in rooms-*/centrifugo) continue ;; esac # Switchboard's own comparison
     bench "$row" "$target"
   done
 done
