@@ -73,7 +73,7 @@ func testEdits(t *testing.T, newBroker NewBroker) {
 	}
 	n.refused(t, room, "alice", "alice", 2, `"mine now"`, hub.ErrNotAuthor)
 	n.refused(t, room, "alice", "alice", 2, "", hub.ErrNotAuthor)
-	n.mustChange(t, room, "system", "", 2, `"moderated"`)          // 4: any author
+	n.mustChange(t, room, "system", "", 2, `"moderated"`)           // 4: any author
 	n.refused(t, room, "alice", "alice", 3, `"x"`, hub.ErrNotFound) // an edit is not a message
 	n.refused(t, room, "alice", "", 4, "", hub.ErrNotFound)
 	n.refused(t, room, "alice", "alice", 5, `"x"`, hub.ErrNotFound) // not yet
