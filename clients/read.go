@@ -98,6 +98,8 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 			s.send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Seq: pos.Seq, Epoch: pos.Epoch}))
 		}
 		return err
+	case protocol.TypeEdit, protocol.TypeDelete:
+		return s.change(ctx, req)
 	case protocol.TypeTyping:
 		return h.Typing(ctx, s, req.Room)
 	case protocol.TypeDM:
@@ -119,6 +121,22 @@ func (s *Session) mayRead(room string) error {
 		return protocol.Errorf(protocol.CodeForbidden, "your token does not allow this room")
 	}
 	return nil
+}
+
+// change edits or deletes a message the user sent, answering ack with the
+// change's position when the frame has an id, as send does.
+func (s *Session) change(ctx context.Context, req protocol.Request) error {
+	var pos hub.Position
+	var err error
+	if req.Type == protocol.TypeEdit {
+		pos, err = s.srv.hub.Edit(ctx, s, req.Room, req.Seq, req.Data, req.ID)
+	} else {
+		pos, err = s.srv.hub.Delete(ctx, s, req.Room, req.Seq, req.ID)
+	}
+	if err == nil && req.ID != nil {
+		s.send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Seq: pos.Seq, Epoch: pos.Epoch}))
+	}
+	return err
 }
 
 // dm sends a direct message, when the identity allows it to that user.

@@ -65,6 +65,10 @@ type PublishRequest struct {
 	// Seq and Epoch (not its Frame: only that much is kept per key) with
 	// duplicate = true and publishes nothing.
 	IdempotencyKey string
+	// Target, when its Seq is not 0, makes the publish an edit or delete
+	// of an earlier message, checked atomically with the append (see
+	// Target, in edit.go).
+	Target Target
 }
 
 // HistoryQuery selects publications of a room, always returned oldest first.

@@ -384,6 +384,10 @@ func Describe(err error) *protocol.Error {
 		return protocol.Errorf(protocol.CodeNotMember, "join the room first")
 	case errors.Is(err, ErrOffline):
 		return protocol.Errorf(protocol.CodeOffline, "that user is not connected")
+	case errors.Is(err, ErrNotFound):
+		return protocol.Errorf(protocol.CodeNotFound, "no such message in the room's history (or it was deleted)")
+	case errors.Is(err, ErrNotAuthor):
+		return protocol.Errorf(protocol.CodeForbidden, "only the sender may edit or delete this message")
 	case errors.Is(err, ErrTooManyRooms):
 		return protocol.Errorf(protocol.CodeTooMany, "too many rooms joined on this connection")
 	case errors.Is(err, ErrMaybeDelivered):

@@ -143,8 +143,8 @@ func (h *Hub) activate(s Session, r *room, replay []Publication, epoch string, l
 	}
 	for _, p := range replay {
 		s.Enqueue(p.Frame)
+		h.countSent(roomFrame{seq: p.Seq, frame: p.Frame}, 1)
 	}
-	h.countMessages(len(replay))
 	m.epoch, m.last = epoch, last
 	for _, f := range m.held {
 		if m.admit(f) {

@@ -24,13 +24,14 @@ type request struct {
 	Since    uint64
 	Epoch    string
 	Token    string
+	Seq      uint64
 }
 
 func flatten(r protocol.Request) request {
 	return request{
 		Type: r.Type, ID: string(r.ID), Room: r.Room, To: r.To, Data: string(r.Data),
 		Limit: r.Limit, Before: r.Before, After: r.After, HasSince: r.HasSince, Since: r.Since,
-		Epoch: r.Epoch, Token: r.Token,
+		Epoch: r.Epoch, Token: r.Token, Seq: r.Seq,
 	}
 }
 
@@ -393,6 +394,9 @@ func frameOf(t testing.TB, req protocol.Request) []byte {
 	}
 	if req.HasSince {
 		m["since"], m["epoch"] = req.Since, req.Epoch
+	}
+	if req.Seq != 0 {
+		m["seq"] = req.Seq
 	}
 	if req.Token != "" {
 		m["token"] = req.Token

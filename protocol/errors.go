@@ -13,6 +13,7 @@ const (
 	CodeForbidden    = "forbidden"    // the user may not do this (for example join that room)
 	CodeUnauthorized = "unauthorized" // missing, invalid or expired credentials
 	CodeTooMany      = "too_many"     // a configured limit (rooms per connection, connections) is reached
+	CodeNotFound     = "not_found"    // no such message in the room's retained history (or it was deleted)
 	CodeInternal     = "internal"     // a server bug; the message says no more
 )
 

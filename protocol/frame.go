@@ -6,8 +6,8 @@ import "encoding/json"
 const Version = 1
 
 // Frame types. Client frames are join, leave, send, typing, dm, presence,
-// history, ping and refresh; the server sends the others, and echoes typing,
-// dm, presence and history under the same names.
+// history, ping, refresh, edit and delete (edit.go); the server sends the
+// others, and echoes typing, dm, presence and history under the same names.
 const (
 	TypeWelcome      = "welcome"
 	TypeJoin         = "join"
@@ -63,11 +63,12 @@ type Request struct {
 	// ID is the client's correlation id as raw JSON (a string or a number),
 	// echoed in the direct reply; nil when the frame had none.
 	ID json.RawMessage
-	// Room is the room of join, leave, send, typing, presence and history.
+	// Room is the room of join, leave, send, typing, presence, history,
+	// edit and delete.
 	Room string
 	// To is the recipient of a dm.
 	To string
-	// Data is the payload of send and dm: any JSON value but null.
+	// Data is the payload of send, dm and edit: any JSON value but null.
 	Data json.RawMessage
 	// Limit is the page size of history, 1–100 (50 when the client gave
 	// none), and of presence, 1–MaxPresenceLimit (MaxPresenceLimit when
@@ -84,4 +85,6 @@ type Request struct {
 	Epoch    string
 	// Token is the new credential of a refresh.
 	Token string
+	// Seq is the target message of edit and delete, at least 1.
+	Seq uint64
 }

@@ -96,6 +96,12 @@ func checkEcho(t testing.TB, req protocol.Request) {
 			t.Fatalf("NewMessage of decoded data %s: %v", req.Data, err)
 		}
 		frame = tmpl.Frame(1)
+	case protocol.TypeEdit:
+		tmpl, err := protocol.NewEdited(req.Room, "u", req.Seq, req.Data, 1)
+		if err != nil {
+			t.Fatalf("NewEdited of decoded data %s: %v", req.Data, err)
+		}
+		frame = tmpl.Frame(req.Seq + 1)
 	case protocol.TypeDM:
 		var err error
 		if frame, err = protocol.NewDM("u", req.To, req.Data, 1); err != nil {
@@ -181,6 +187,19 @@ func checkRequest(t testing.TB, req protocol.Request) {
 			t.Errorf("refresh token of %d bytes", len(req.Token))
 		}
 		unused.Token = ""
+	case protocol.TypeEdit:
+		checkRoom(t, req)
+		checkData(t, req)
+		if req.Seq == 0 {
+			t.Errorf("edit of seq 0")
+		}
+		unused.Room, unused.Data, unused.Seq = "", "", 0
+	case protocol.TypeDelete:
+		checkRoom(t, req)
+		if req.Seq == 0 {
+			t.Errorf("delete of seq 0")
+		}
+		unused.Room, unused.Seq = "", 0
 	case protocol.TypePing:
 	default:
 		t.Fatalf("Decode accepted type %q, not a client frame type", req.Type)

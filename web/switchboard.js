@@ -72,6 +72,10 @@ export function connect(options) {
  * - status  {state: "connecting"|"connected"|"reconnecting"|"offline", node?, inMs?, at?, code?, reason?}
  * - message (frame, {source: "live"|"recovery"|"history", epoch, id?}): every
  *   room message once, in seq order; id is set on the echo of this client's own send
+ * - message_edited, message_deleted (frame, {source, epoch}): a change of the
+ *   message frame.target (new data in frame.data; frame.from made it), in the
+ *   same seq order as messages and recovered like them: apply it to the
+ *   message shown, if any
  * - dm      (frame, {id?}); id as for message
  * - typing  ({room, user})
  * - member_joined, member_left  ({room, user, count}); none in rooms of more
@@ -231,6 +235,8 @@ export class Client {
       case 'welcome':
         return this.onWelcome(f);
       case 'message':
+      case 'message_edited':
+      case 'message_deleted':
         return this.rooms.onMessage(f);
       case 'epoch':
         return this.rooms.onEpoch(f);
@@ -422,6 +428,7 @@ export class Client {
 
   onAck(f) {
     const id = String(f.id);
+    if (this.requests.has(id)) return this.onReply(f); // edit, delete
     const e = this.outbox.get(id);
     if (!e) return;
     if (e.kind === 'send') {
@@ -493,11 +500,46 @@ export class Client {
     this.write({ type: 'typing', room });
   }
 
+  /**
+   * edit replaces the data of a message this user sent to a joined room
+   * (seq: its seq) and resolves with {id, seq, epoch}, seq being the edit's
+   * own. It fails with not_found (no such message in the retained history,
+   * or deleted), forbidden (another user's), not_member, or disconnected
+   * when offline; pass opts.id to retry idempotently.
+   * @returns {Promise<{id: string, seq: number, epoch: string}>}
+   */
+  edit(room, seq, data, opts = {}) {
+    if (data === undefined || data === null) {
+      return Promise.reject(new SwitchboardError('bad_request', 'data is required (any JSON value but null)'));
+    }
+    return this.change({ type: 'edit', room, seq, data }, opts);
+  }
+
+  /**
+   * delete deletes a message this user sent to a joined room and resolves
+   * with {id, seq, epoch}; it fails as edit does.
+   * @returns {Promise<{id: string, seq: number, epoch: string}>}
+   */
+  delete(room, seq, opts = {}) {
+    return this.change({ type: 'delete', room, seq }, opts);
+  }
+
+  change(frame, opts) {
+    if (!ROOM_RE.test(frame.room)) return Promise.reject(new SwitchboardError('bad_request', 'bad room name'));
+    if (!Number.isSafeInteger(frame.seq) || frame.seq < 1) {
+      return Promise.reject(new SwitchboardError('bad_request', 'seq must be the seq of a message'));
+    }
+    const id = opts.id ?? this.newId();
+    return this.call({ ...frame, id }, (f) => ({ id, seq: f.seq, epoch: f.epoch }));
+  }
+
   // ---- other requests ----
 
   /** history resolves with {room, epoch, messages} (oldest first): up to
-   * limit (1-100, default 50) messages with seq below before (default: the
-   * newest). Fails with "disconnected" when offline. */
+   * limit (1-100, default 50) entries of the room's stream with seq below
+   * before (default: the newest): messages, and message_edited and
+   * message_deleted frames to apply to the messages they target. Fails with
+   * "disconnected" when offline. */
   history(room, { limit = 50, before } = {}) {
     const frame = { type: 'history', room, limit };
     if (before) frame.before = before;
@@ -552,10 +594,10 @@ export class Client {
     });
   }
 
-  /** request writes frame with a fresh id and routes its answer, error,
+  /** request writes frame with its id (a fresh one when it has none) and routes its answer, error,
    * timeout or the loss of the connection to handlers. */
   request(frame, handlers) {
-    const id = this.newId();
+    const id = frame.id ?? this.newId();
     const r = { id, ...handlers, timer: null };
     this.requests.set(id, r);
     this.write({ ...frame, id });

@@ -41,6 +41,8 @@ func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.
 	limit := int64(cfg.MaxFrame)
 	api.Handle("POST /api/rooms/{room}/messages", handlePublish(h, limit, log))
 	api.Handle("GET /api/rooms/{room}/messages", handleRoomHistory(h, log))
+	api.Handle("PATCH /api/rooms/{room}/messages/{seq}", handleEdit(h, limit, log))
+	api.Handle("DELETE /api/rooms/{room}/messages/{seq}", handleDelete(h, log))
 	api.Handle("GET /api/rooms/{room}/presence", handleRoomPresence(h, log))
 	api.Handle("POST /api/users/{user}/messages", handleUserMessage(h, limit, log))
 	api.Handle("DELETE /api/users/{user}/sessions", handleKick(h, log))

@@ -32,6 +32,9 @@ func TestBroker(t *testing.T, newBroker NewBroker) {
 		{"PresencePages", testPresencePages},
 		{"MemberEvents", testMemberEvents},
 		{"Ready", testReady},
+		{"Edits", testEdits},
+		{"EditIdempotency", testEditIdempotency},
+		{"EditTrimmed", testEditTrimmed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

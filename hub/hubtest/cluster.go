@@ -28,6 +28,7 @@ func TestCluster(t *testing.T, newCluster NewCluster) {
 		{"BroadcastRoom", testClusterBroadcastRoom},
 		{"SendUser", testClusterSendUser},
 		{"Presence", testClusterPresence},
+		{"Edits", testClusterEdits},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -85,6 +85,9 @@ type memStream struct {
 	ring      []hub.Publication // oldest first, at most HistorySize
 	bytes     int               // summed frame sizes of ring, at most HistoryMaxBytes but for the newest
 	last      time.Time         // last publish
+	// deleted holds the seqs of history's messages that a delete targeted
+	// (edit.go).
+	deleted map[uint64]struct{}
 }
 
 // New returns a Broker.
@@ -171,7 +174,7 @@ func (b *Broker) lockStream(room string) *memStream {
 // expireLocked resets a stream whose history outlived HistoryTTL. s.mu is held.
 func (b *Broker) expireLocked(s *memStream, now time.Time) {
 	if now.Sub(s.last) > b.cfg.HistoryTTL {
-		s.seq, s.epoch, s.ring, s.bytes = 0, hub.NewEpoch(), nil, 0
+		s.seq, s.epoch, s.ring, s.bytes, s.deleted = 0, hub.NewEpoch(), nil, 0, nil
 	}
 }
 
@@ -183,10 +186,14 @@ func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest)
 		defer s.mu.Unlock()
 		now := time.Now()
 		b.expireLocked(s, now)
+		if err := checkTargetLocked(s, r.Target); err != nil {
+			return hub.Position{}, false, err
+		}
 		s.seq++
 		s.last = now
 		p = hub.Publication{Seq: s.seq, Epoch: s.epoch, Frame: r.Message.Frame(s.seq)}
 		b.appendLocked(s, p)
+		markDeletedLocked(s, r.Target)
 		if s.subscribed {
 			b.enqueue(s.worker, delivery{kind: deliverPublication, gen: s.gen, stream: s, name: room, pub: p})
 		}

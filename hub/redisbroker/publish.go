@@ -27,11 +27,12 @@ func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest)
 	}
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
-	res, err := publishScript.Run(ctx, b.client, keys,
-		r.Message.Prefix, r.Message.Suffix, hub.NewEpoch(),
+	args := []any{r.Message.Prefix, r.Message.Suffix, hub.NewEpoch(),
 		b.cfg.HistorySize, ms(b.cfg.HistoryTTL), b.roomChannel(room), ms(b.cfg.IdempotencyTTL),
 		b.cfg.HistoryMaxBytes, b.publishCmd(),
-	).Slice()
+	}
+	args = append(args, targetArgs(r.Target)...)
+	res, err := publishScript.Run(ctx, b.client, keys, args...).Slice()
 	if err != nil {
 		return hub.Publication{}, false, wrapMaybe("publish", err)
 	}
@@ -39,6 +40,9 @@ func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest)
 		return hub.Publication{}, false, fmt.Errorf("publish: %w", errEnvelope)
 	}
 	dup, _ := res[0].(int64)
+	if dup == -1 {
+		return hub.Publication{}, false, refused(res[1])
+	}
 	epoch, _ := res[1].(string)
 	seq, err := strconv.ParseUint(fmt.Sprint(res[2]), 10, 64)
 	if err != nil || epoch == "" {

@@ -1,6 +1,6 @@
 /**
  * SwitchboardError is how every request fails. `code` is the server's error
- * code (bad_request, not_member, forbidden, offline, unavailable,
+ * code (bad_request, not_member, forbidden, not_found, offline, unavailable,
  * rate_limited, …) or one of the client's own: timeout (no answer in time
  * while connected), disconnected (the connection dropped before the answer),
  * expired (a queued send could not be resent within the server's

@@ -222,8 +222,12 @@ export class Rooms {
         rec.count++;
       }
       const meta = { source, epoch: room.stream.epoch };
-      if (m.from === this.c.user) meta.id = this.c.ownSend(room.name, m);
-      this.c.emit('message', m, meta);
+      if (m.type === 'message_edited' || m.type === 'message_deleted') {
+        this.c.emit(m.type, m, meta); // entries of the stream too: in seq order
+      } else {
+        if (m.from === this.c.user) meta.id = this.c.ownSend(room.name, m);
+        this.c.emit('message', m, meta);
+      }
       if (rec && room.recovering === rec && room.stream.last >= rec.through) {
         room.recovering = null;
         this.c.emit('recovered', { room: room.name, count: rec.count });

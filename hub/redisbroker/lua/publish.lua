@@ -10,8 +10,15 @@
 -- ARGV[6] room channel      ARGV[7] idempotency TTL, ms
 -- ARGV[8] history byte cap
 -- ARGV[9] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
+-- ARGV[10..12], for an edit or delete only (see hub.Target): the target seq,
+-- the author it must have ('' for any), '1' for a delete
 --
--- Returns {duplicate (0 or 1), epoch, seq}. What is published is the
+-- The meta hash's field x lists the seqs of history's messages a delete
+-- targeted, as ",3,7,"; it lives and dies with the room's epoch, and only
+-- seqs still in history are kept, so it never outgrows history.
+--
+-- Returns {duplicate (0 or 1), epoch, seq}, or {-1, code, 0} when an edit's
+-- or delete's target is refused (code not_found or forbidden). What is published is the
 -- envelope "p" epoch ":" seq ":" frame; the idempotency key keeps only
 -- epoch ":" seq, all a duplicate needs.
 if KEYS[3] then
@@ -19,6 +26,20 @@ if KEYS[3] then
   if first then
     local epoch, seq = string.match(first, '^(.*):(%d+)$')
     return {1, epoch, seq}
+  end
+end
+local target = ARGV[10]
+if target then
+  -- The target must be a message (a frame of protocol.NewMessage, whose
+  -- sender protocol.MessageSender reads alike) of this epoch's history.
+  local hit = redis.call('HGET', KEYS[1], 'e') and redis.call('XRANGE', KEYS[2], target .. '-0', target .. '-0')[1]
+  local from = hit and string.match(hit[2][2], '^{"type":"message","room":"[^"]*","seq":%d+,"from":"([^"]*)"')
+  local deleted = redis.call('HGET', KEYS[1], 'x') or ','
+  if not from or string.find(deleted, ',' .. target .. ',', 1, true) then
+    return {-1, 'not_found', 0}
+  end
+  if ARGV[11] ~= '' and from ~= ARGV[11] then
+    return {-1, 'forbidden', 0}
   end
 end
 local epoch = redis.call('HGET', KEYS[1], 'e')
@@ -48,6 +69,17 @@ if cursor then
   local first = redis.call('XRANGE', KEYS[2], cursor, '+', 'COUNT', 1)[1]
   redis.call('XTRIM', KEYS[2], 'MINID', first[1])
   redis.call('HSET', KEYS[1], 'b', math.max(bytes, 0))
+end
+
+if target and ARGV[12] == '1' then
+  local oldest = tonumber(string.match(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1][1], '^%d+'))
+  local kept = ','
+  for s in string.gmatch(redis.call('HGET', KEYS[1], 'x') or '', '%d+') do
+    if tonumber(s) >= oldest then
+      kept = kept .. s .. ','
+    end
+  end
+  redis.call('HSET', KEYS[1], 'x', kept .. target .. ',')
 end
 
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
