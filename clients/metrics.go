@@ -23,7 +23,8 @@ const InvalidFrame = "invalid"
 // inTypes are the client frame types, then InvalidFrame.
 var inTypes = [...]string{
 	protocol.TypePing, protocol.TypeJoin, protocol.TypeLeave, protocol.TypeSend, protocol.TypeTyping,
-	protocol.TypeDM, protocol.TypePresence, protocol.TypeHistory, protocol.TypeRefresh, InvalidFrame,
+	protocol.TypeDM, protocol.TypePresence, protocol.TypeHistory, protocol.TypeRefresh, protocol.TypeRead,
+	InvalidFrame,
 }
 
 // Reasons a connection ended, the label values of Counters.Disconnects.

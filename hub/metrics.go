@@ -19,6 +19,7 @@ var frameTypes = [...]string{
 	protocol.TypeTyping, protocol.TypeDM, protocol.TypePresence, protocol.TypeHistory,
 	protocol.TypePing, protocol.TypePong, protocol.TypeError, protocol.TypeMemberJoined,
 	protocol.TypeMemberLeft, protocol.TypeRefresh, protocol.TypeRefreshed, protocol.TypeEpoch,
+	protocol.TypeRead,
 	OtherFrame,
 }
 

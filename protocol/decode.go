@@ -21,6 +21,7 @@ type wire struct {
 	Since  *uint64         `json:"since"`
 	Epoch  *string         `json:"epoch"`
 	Token  *string         `json:"token"`
+	Seq    *uint64         `json:"seq"`
 }
 
 // Decode parses and validates one client frame. On failure it returns an
@@ -92,6 +93,8 @@ func (req *Request) fill(w *wire) error {
 			return err
 		}
 		return req.page(w)
+	case TypeRead:
+		return req.read(w)
 	case TypeRefresh:
 		if w.Token == nil || *w.Token == "" || len(*w.Token) > MaxTokenLen {
 			return Errorf(CodeBadRequest, "token is required")

@@ -6,8 +6,8 @@ import "encoding/json"
 const Version = 1
 
 // Frame types. Client frames are join, leave, send, typing, dm, presence,
-// history, ping and refresh; the server sends the others, and echoes typing,
-// dm, presence and history under the same names.
+// history, ping, refresh and read; the server sends the others, and echoes
+// typing, dm, presence, history and read under the same names.
 const (
 	TypeWelcome      = "welcome"
 	TypeJoin         = "join"
@@ -29,6 +29,7 @@ const (
 	TypeRefresh      = "refresh"
 	TypeRefreshed    = "refreshed"
 	TypeEpoch        = "epoch"
+	TypeRead         = "read"
 )
 
 // History paging bounds.
@@ -84,4 +85,6 @@ type Request struct {
 	Epoch    string
 	// Token is the new credential of a refresh.
 	Token string
+	// Seq is the seq of a read: the last message the user has read.
+	Seq uint64
 }

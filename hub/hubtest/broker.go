@@ -32,6 +32,10 @@ func TestBroker(t *testing.T, newBroker NewBroker) {
 		{"PresencePages", testPresencePages},
 		{"MemberEvents", testMemberEvents},
 		{"Ready", testReady},
+		{"ReadPosition", testReadPosition},
+		{"UnreadCount", testUnreadCount},
+		{"UnreadCapped", testUnreadCapped},
+		{"UnreadRooms", testUnreadRooms},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

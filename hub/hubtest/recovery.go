@@ -380,6 +380,8 @@ func (f frame) String() string {
 		return s
 	case "member_joined", "member_left", "typing":
 		return fmt.Sprintf("%s %s %s", f.Type, f.Room, f.User)
+	case "read":
+		return fmt.Sprintf("read %s %s %d", f.Room, f.User, f.Seq)
 	default:
 		return f.Type
 	}
