@@ -19,6 +19,14 @@ type unreadRoom struct {
 	Capped  bool   `json:"capped"`
 }
 
+// unreadBody is the answer of GET /api/users/{user}/unread.
+type unreadBody struct {
+	User  string       `json:"user"`
+	Rooms []unreadRoom `json:"rooms"`
+	// Next, set when more rooms follow, is the after of the next page.
+	Next string `json:"next,omitempty"`
+}
+
 // handleUserUnread lists a user's read positions and unread counts, a page
 // of rooms at a time: GET /api/users/{user}/unread?after=&limit=.
 func handleUserUnread(h *hub.Hub, log zerolog.Logger) http.Handler {
@@ -39,9 +47,9 @@ func handleUserUnread(h *hub.Hub, log zerolog.Logger) http.Handler {
 		for i, u := range counts {
 			rooms[i] = unreadRoom{Room: u.Room, ReadSeq: u.ReadSeq, Seq: u.Position.Seq, Unread: u.Count, Capped: u.Capped}
 		}
-		body := map[string]any{"user": user, "rooms": rooms}
+		body := unreadBody{User: user, Rooms: rooms}
 		if more && len(rooms) > 0 {
-			body["next"] = rooms[len(rooms)-1].Room
+			body.Next = rooms[len(rooms)-1].Room
 		}
 		writeJSON(w, http.StatusOK, body)
 		return nil
