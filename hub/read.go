@@ -60,7 +60,10 @@ type readKey struct{ user, room string }
 // the latest per user and room and, every protocol.ReadInterval, stores
 // them and tells the rooms. Its flush runs in a timer's goroutine, started
 // when the first report of an interval arrives and ended when the flush
-// is done; close waits for it and flushes what is left.
+// is done; close waits for it and flushes what is left. pending holds one
+// entry per user and room reported within an interval: bounded by the
+// node's sessions times their rooms (Config.MaxRoomsPerSession), and by the
+// connections' rate limits.
 type readRelay struct {
 	h     *Hub
 	store Reads // nil when the broker keeps no read positions
