@@ -110,6 +110,12 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 		return s.history(ctx, req)
 	case protocol.TypeRefresh:
 		return s.refresh(ctx, req)
+	case protocol.TypeRead:
+		err := h.Read(ctx, s, req.Room, req.Seq)
+		if err == nil && req.ID != nil {
+			s.send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID}))
+		}
+		return err
 	}
 	return protocol.Errorf(protocol.CodeUnknownType, "unknown frame type")
 }

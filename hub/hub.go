@@ -59,7 +59,8 @@ type Hub struct {
 	drained  chan struct{} // closed once closing and sessions is empty
 	progress drainProgress // of the latest Close or Drain
 
-	count counters // for metrics: see Counters
+	count counters   // for metrics: see Counters
+	reads *readRelay // coalesces and stores read reports: see Read
 }
 
 // userEntry is a user's local sessions and its Broker subscription.
@@ -72,7 +73,8 @@ type userEntry struct {
 }
 
 // New returns a Hub routing through broker and presence. Call Start before
-// connecting sessions.
+// connecting sessions. When broker also implements Reads, the hub keeps
+// read positions and answers joins with unread counts.
 func New(broker Broker, presence Presence, cfg Config) *Hub {
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 5 * time.Second
@@ -83,7 +85,7 @@ func New(broker Broker, presence Presence, cfg Config) *Hub {
 	if cfg.MaxRoomsPerSession <= 0 {
 		cfg.MaxRoomsPerSession = 100
 	}
-	return &Hub{
+	h := &Hub{
 		broker:   broker,
 		presence: presence,
 		cfg:      cfg,
@@ -93,6 +95,8 @@ func New(broker Broker, presence Presence, cfg Config) *Hub {
 		sessions: make(map[Session]map[string]struct{}),
 		drained:  make(chan struct{}),
 	}
+	h.reads = newReadRelay(h, broker)
+	return h
 }
 
 // Start makes the broker deliver to the hub.
@@ -250,7 +254,7 @@ func (p Pace) rate(n int) float64 {
 
 // Drain refuses new sessions, closes every session with code and reason,
 // paced by pace, and waits until all of them have disconnected or ctx is
-// done. When ctx is done before the last batch, the remaining sessions are
+// done; then it stores the read reports still pending. When ctx is done before the last batch, the remaining sessions are
 // closed at once: none is left without its close code. Drain logs a line
 // when it starts, one a second while it paces, and one at the end.
 //
@@ -280,6 +284,7 @@ func (h *Hub) Drain(ctx context.Context, code int, reason string, pace Pace) err
 		err = ctx.Err()
 	}
 
+	h.reads.close()
 	closed, total := h.progress.get()
 	h.mu.Lock()
 	left := len(h.sessions)

@@ -52,10 +52,17 @@ func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 		h.countRecovery(req, RecoveryFailed)
 		return err
 	}
+	unread, err := h.joinUnread(ctx, s, req.Room, page.Position)
+	if err != nil {
+		h.exit(s, r)
+		h.countRecovery(req, RecoveryFailed)
+		return err
+	}
 	outcome := recovery(req, page)
 	h.countRecovery(req, outcome)
 	recovered := req.Recover && outcome == RecoveryRecovered
 	answer := joinedAnswer(req, members, page.Position)
+	withUnread(&answer, unread)
 	if req.Recover {
 		answer.Recovered = &recovered
 	}
@@ -168,7 +175,12 @@ func (h *Hub) rejoin(ctx context.Context, s Session, req JoinRequest) error {
 	if err != nil {
 		return err
 	}
+	unread, err := h.joinUnread(ctx, s, req.Room, page.Position)
+	if err != nil {
+		return err
+	}
 	answer := joinedAnswer(req, members, page.Position)
+	withUnread(&answer, unread)
 	if req.Recover {
 		recovered := req.Epoch == page.Position.Epoch && req.Since == page.Position.Seq
 		answer.Recovered = &recovered

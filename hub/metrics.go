@@ -20,6 +20,7 @@ var frameTypes = [...]string{
 	protocol.TypePing, protocol.TypePong, protocol.TypeError, protocol.TypeMemberJoined,
 	protocol.TypeMemberLeft, protocol.TypeRefresh, protocol.TypeRefreshed, protocol.TypeEpoch,
 	protocol.TypeEdit, protocol.TypeDelete, protocol.TypeMessageEdited, protocol.TypeMessageDeleted,
+	protocol.TypeRead,
 	OtherFrame,
 }
 

@@ -95,6 +95,8 @@ func (req *Request) fill(w *wire) error {
 		return req.page(w)
 	case TypeEdit, TypeDelete:
 		return req.change(w)
+	case TypeRead:
+		return req.read(w)
 	case TypeRefresh:
 		if w.Token == nil || *w.Token == "" || len(*w.Token) > MaxTokenLen {
 			return Errorf(CodeBadRequest, "token is required")

@@ -60,36 +60,3 @@ func changeSuffix(target uint64, from string) []byte {
 	b = append(b, `,"from":`...)
 	return appendString(b, from)
 }
-
-// MessageSender returns the from of a message frame built by NewMessage,
-// read from the frame's fixed prefix without parsing its data, and whether
-// frame is such a message frame at all (not a message_edited, not another
-// frame). Brokers use it to check who may edit or delete a message; the
-// Redis broker's script matches the same prefix.
-func MessageSender(frame []byte) (string, bool) {
-	rest, ok := bytes.CutPrefix(frame, []byte(`{"type":"message","room":"`))
-	if !ok {
-		return "", false
-	}
-	i := bytes.IndexByte(rest, '"')
-	if i < 0 {
-		return "", false
-	}
-	rest, ok = bytes.CutPrefix(rest[i+1:], []byte(`,"seq":`))
-	if !ok {
-		return "", false
-	}
-	i = 0
-	for i < len(rest) && '0' <= rest[i] && rest[i] <= '9' {
-		i++
-	}
-	rest, ok = bytes.CutPrefix(rest[i:], []byte(`,"from":"`))
-	if !ok || i == 0 {
-		return "", false
-	}
-	i = bytes.IndexByte(rest, '"')
-	if i < 0 {
-		return "", false
-	}
-	return string(rest[:i]), true
-}

@@ -33,7 +33,7 @@ func TestDeletedFrame(t *testing.T) {
 	}
 }
 
-func TestMessageSender(t *testing.T) {
+func TestMessageSenderOfChanges(t *testing.T) {
 	t.Parallel()
 	msg, _ := protocol.NewMessage("a:b", "ann", json.RawMessage(`{"from":"eve"}`), 1)
 	edited, _ := protocol.NewEdited("a:b", "ann", 1, json.RawMessage(`1`), 1)

@@ -39,6 +39,15 @@ type Joined struct {
 	Epoch       string `json:"epoch"`
 	// Recovered is set only when the join asked for recovery with since.
 	Recovered *bool `json:"recovered,omitempty"`
+	// ReadSeq is the user's read position in the room (see Read): the seq
+	// of the last message read, in this epoch; 0, and left out, when none.
+	ReadSeq uint64 `json:"read_seq,omitempty"`
+	// Unread counts the messages of other users after ReadSeq, up to Seq,
+	// that the room's history holds; left out when 0.
+	Unread int `json:"unread,omitempty"`
+	// UnreadCapped reports that the history no longer reaches back to
+	// ReadSeq: more messages than Unread may be unread.
+	UnreadCapped bool `json:"unread_capped,omitempty"`
 }
 
 // Left answers a leave, or tells the session the server took it out of a

@@ -6,8 +6,9 @@ import "encoding/json"
 const Version = 1
 
 // Frame types. Client frames are join, leave, send, typing, dm, presence,
-// history, ping, refresh, edit and delete (edit.go); the server sends the
-// others, and echoes typing, dm, presence and history under the same names.
+// history, ping, refresh, read, edit and delete (edit.go); the server sends
+// the others, and echoes typing, dm, presence, history and read under the
+// same names.
 const (
 	TypeWelcome      = "welcome"
 	TypeJoin         = "join"
@@ -29,6 +30,7 @@ const (
 	TypeRefresh      = "refresh"
 	TypeRefreshed    = "refreshed"
 	TypeEpoch        = "epoch"
+	TypeRead         = "read"
 )
 
 // History paging bounds.
@@ -85,6 +87,7 @@ type Request struct {
 	Epoch    string
 	// Token is the new credential of a refresh.
 	Token string
-	// Seq is the target message of edit and delete, at least 1.
+	// Seq is the target message of edit and delete, and the last message read
+	// of a read; at least 1.
 	Seq uint64
 }

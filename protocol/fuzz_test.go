@@ -200,6 +200,12 @@ func checkRequest(t testing.TB, req protocol.Request) {
 			t.Errorf("delete of seq 0")
 		}
 		unused.Room, unused.Seq = "", 0
+	case protocol.TypeRead:
+		checkRoom(t, req)
+		if req.Seq == 0 {
+			t.Errorf("read of seq 0")
+		}
+		unused.Room, unused.Seq = "", 0
 	case protocol.TypePing:
 	default:
 		t.Fatalf("Decode accepted type %q, not a client frame type", req.Type)

@@ -12,6 +12,7 @@ import { Connection } from './lib/connection.js';
 import { SwitchboardError } from './lib/errors.js';
 import { idGenerator, parseFrames } from './lib/frames.js';
 import { Outbox, RESEND_WINDOW_MS } from './lib/outbox.js';
+import { Reads, READ_INTERVAL_MS } from './lib/reads.js';
 import { Rooms } from './lib/rooms.js';
 
 export { backoffDelay, reconnectPlan, TokenBucket } from './lib/backoff.js';
@@ -20,6 +21,7 @@ export { SwitchboardError } from './lib/errors.js';
 export { idGenerator, parseFrames, splitFrames } from './lib/frames.js';
 export { Outbox, RESEND_WINDOW_MS } from './lib/outbox.js';
 export { MAX_PRESENCE_PAGE, MEMBER_EVENTS_MAX, MemberList } from './lib/members.js';
+export { READ_INTERVAL_MS, Reads } from './lib/reads.js';
 export { MAX_HISTORY } from './lib/rooms.js';
 export { RoomStream } from './lib/stream.js';
 
@@ -42,6 +44,7 @@ const USER_RE = /^[A-Za-z0-9_.-]{1,32}$/;
  * @property {number} [maxFrameBytes=65536]  larger sends fail with too_big rather than get the connection closed
  * @property {number} [typingIntervalMs=2000]  typing frames per room at most this often
  * @property {number} [resendWindowMs]  see Outbox: 4 minutes
+ * @property {number} [readIntervalMs=250]  read reports per room at most this often
  */
 const DEFAULTS = {
   requestTimeoutMs: 10000,
@@ -53,6 +56,7 @@ const DEFAULTS = {
   maxFrameBytes: 65536,
   typingIntervalMs: 2000,
   resendWindowMs: RESEND_WINDOW_MS,
+  readIntervalMs: READ_INTERVAL_MS,
 };
 
 /**
@@ -85,8 +89,15 @@ export function connect(options) {
  *   room's member count; complete says members is the whole room (in a
  *   larger room the client pages it in by itself; in a room of more than
  *   MEMBER_EVENTS_MAX members it is the pages read so far: moreMembers())
- * - joined  ({room, members, count, seq, epoch, recovered?}) after every join
- *   and rejoin; members is the first page of up to 100
+ * - joined  ({room, members, count, seq, epoch, readSeq, unread, unreadCapped,
+ *   recovered?}) after every join and rejoin; members is the first page of up
+ *   to 100; readSeq is this user's read position the server keeps, unread the
+ *   messages of others after it up to seq (unreadCapped: history did not reach
+ *   back to readSeq, so there may be more)
+ * - read    ({room, user, seq}) another member read the room up to seq (none
+ *   in rooms of more than MEMBER_EVENTS_MAX members); readers(room) keeps them
+ * - unread  ({room, readSeq, unread, capped}) this user's read position or
+ *   unread count in a room changed (see unread())
  * - recovered ({room, count}) a rejoin replayed the count messages missed
  * - resync  ({room, epoch, epochChanged, count, lost}) a rejoin could not
  *   replay: count messages came from history instead, lost were gone
@@ -109,6 +120,7 @@ export class Client {
     this.newId = idGenerator();
     this.listeners = new Map();
     this.rooms = new Rooms(this);
+    this.reads = new Reads(this, o.readIntervalMs);
     /** @type {Map<string, {id: string, onReply: Function, onError: Function, onTimeout: Function, onLost: Function, timer: any}>} */
     this.requests = new Map();
     this.outbox = new Outbox({ resendWindowMs: o.resendWindowMs });
@@ -194,6 +206,7 @@ export class Client {
     const err = () => new SwitchboardError('closed', 'client closed');
     for (const e of this.outbox.all()) this.finish(e, err());
     this.rooms.close(err());
+    this.reads.close();
     this.setStatus({ state: 'offline', code: 1000, reason: 'closed by client' });
   }
 
@@ -210,6 +223,7 @@ export class Client {
       r.onLost();
     }
     this.rooms.lostConnection();
+    this.reads.lostConnection();
     for (const t of this.outboxTimers.values()) clearTimeout(t);
     this.outboxTimers.clear();
     this.outbox.disconnected();
@@ -248,6 +262,8 @@ export class Client {
         return this.onError(f);
       case 'typing':
         return this.emit('typing', { room: f.room, user: f.user });
+      case 'read':
+        return this.reads.onRead(f);
       case 'member_joined':
       case 'member_left':
         this.rooms.onMember(f);
@@ -531,6 +547,36 @@ export class Client {
     }
     const id = opts.id ?? this.newId();
     return this.call({ ...frame, id }, (f) => ({ id, seq: f.seq, epoch: f.epoch }));
+  }
+
+  // ---- read positions ----
+
+  /** read tells the server that this user read a joined room up to seq
+   * (a message's seq; one beyond the newest message the client got counts
+   * as that one). The position only moves forward; reports go at most
+   * once per readIntervalMs per room, the latest winning, and wait for the
+   * rejoin while offline. Returns whether the position moved. */
+  read(room, seq) {
+    return this.reads.read(room, seq);
+  }
+
+  /** readSeq returns this user's read position in a joined room: the
+   * joined answer's, or a later read(). */
+  readSeq(room) {
+    return this.reads.rooms.get(room)?.seq ?? 0;
+  }
+
+  /** unread returns the number of messages of others after this user's read
+   * position in a joined room: the joined answer's count (an upper bound
+   * while a read stops short of the joined seq) plus those delivered since. */
+  unread(room) {
+    return this.reads.unread(room);
+  }
+
+  /** readers returns the read positions other members reported in a joined
+   * room since it was joined, as a Map of user to seq. */
+  readers(room) {
+    return new Map(this.reads.rooms.get(room)?.readers ?? []);
   }
 
   // ---- other requests ----

@@ -46,6 +46,7 @@ func routes(h *hub.Hub, broker hub.Broker, ws *clients.Server, draining *atomic.
 	api.Handle("GET /api/rooms/{room}/presence", handleRoomPresence(h, log))
 	api.Handle("POST /api/users/{user}/messages", handleUserMessage(h, limit, log))
 	api.Handle("DELETE /api/users/{user}/sessions", handleKick(h, log))
+	api.Handle("GET /api/users/{user}/unread", handleUserUnread(h, log))
 	api.Handle("GET /api/stats", handleStats(h, broker, cfg.NodeID, log))
 	api.Handle("/api/", handleNotFound())
 	if cfg.APIKey != "" {

@@ -35,6 +35,10 @@ func TestBroker(t *testing.T, newBroker NewBroker) {
 		{"Edits", testEdits},
 		{"EditIdempotency", testEditIdempotency},
 		{"EditTrimmed", testEditTrimmed},
+		{"ReadPosition", testReadPosition},
+		{"UnreadCount", testUnreadCount},
+		{"UnreadCapped", testUnreadCapped},
+		{"UnreadRooms", testUnreadRooms},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

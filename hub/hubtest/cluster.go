@@ -29,6 +29,7 @@ func TestCluster(t *testing.T, newCluster NewCluster) {
 		{"SendUser", testClusterSendUser},
 		{"Presence", testClusterPresence},
 		{"Edits", testClusterEdits},
+		{"Reads", testClusterReads},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,6 +38,7 @@ func TestCluster(t *testing.T, newCluster NewCluster) {
 			tt.fn(t, startNode(t, newNode), startNode(t, newNode))
 		})
 	}
+	testClusterReadHubs(t, newCluster)
 }
 
 // testClusterPublish: a node receives what another publishes, and both read

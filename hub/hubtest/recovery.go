@@ -391,6 +391,8 @@ func (f frame) String() string {
 		return fmt.Sprintf("deleted %s#%d from %s of %d", f.Room, f.Seq, f.From, f.Target)
 	case "member_joined", "member_left", "typing":
 		return fmt.Sprintf("%s %s %s", f.Type, f.Room, f.User)
+	case "read":
+		return fmt.Sprintf("read %s %s %d", f.Room, f.User, f.Seq)
 	default:
 		return f.Type
 	}

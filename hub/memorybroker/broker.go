@@ -45,8 +45,9 @@ type Config struct {
 // then the hub has closed its sessions. After Close, Publish still stores
 // the message and returns, and nothing is delivered.
 type Broker struct {
-	cfg  Config
-	idem idempotency
+	cfg   Config
+	idem  idempotency
+	reads readStore // read positions: see MarkRead
 
 	seed     maphash.Seed
 	workers  []worker

@@ -26,6 +26,14 @@ var (
 	registryLua    string
 	registryScript = redis.NewScript(registryLua)
 
+	//go:embed lua/markread.lua
+	markReadLua    string
+	markReadScript = redis.NewScript(markReadLua)
+
+	//go:embed lua/unread.lua
+	unreadLua    string
+	unreadScript = redis.NewScript(unreadLua)
+
 	//go:embed lua/presence.lua
 	presenceLua    string
 	presenceScript = redis.NewScript(presenceLua)
