@@ -11,7 +11,8 @@ import (
 // On one Redis the names are the prefix, a kind and the room or user name:
 // sb:m:ROOM (meta), sb:h:ROOM (history), sb:p:ROOM, sb:pc:ROOM, sb:pu:ROOM
 // (presence), sb:ip:KEY and sb:iu:KEY (idempotency), sb:boot, sb:nodes,
-// sb:node:ID, and the channels sb:r:ROOM and sb:u:USER.
+// sb:node:ID, the webhook backlog sb:webhooks and sb:webhooks:bytes (see
+// webhook.go), and the channels sb:r:ROOM and sb:u:USER.
 //
 // On a Redis Cluster a Lua script may only touch keys of one slot, and
 // SPUBLISH in a script only channels of that slot, so names carry a hash
@@ -19,7 +20,8 @@ import (
 // the slot): everything of a room is tagged {r:ROOM} (sb:{r:ROOM}:m,
 // sb:{r:ROOM}:h, its presence keys, the idempotency keys of its publishes
 // sb:{r:ROOM}:ip:KEY and its channel sb:{r:ROOM}), everything of a user
-// {u:USER} (sb:{u:USER}:iu:KEY, channel sb:{u:USER}), the registry {nodes}.
+// {u:USER} (sb:{u:USER}:iu:KEY, channel sb:{u:USER}), the registry {nodes},
+// the webhook backlog {webhooks}.
 // Presence's boot key is one per slot, sb:{TAG}:boot with a TAG chosen to
 // hash to that slot (see slotTags), so that a room's presence script checks
 // the boot key of its own slot. A tag always starts with "r:" or "u:" and
