@@ -225,8 +225,8 @@ func (d *Dispatcher) Start(ctx context.Context) {
 // every goroutine. When ctx ends first, it stops at once: the events still
 // queued are dropped.
 func (d *Dispatcher) Close(ctx context.Context) error {
-	if d.closed.Swap(true) {
-		return nil
+	if d.closed.Swap(true) || d.cancel == nil {
+		return nil // closed already, or never started
 	}
 	d.stopRead()
 	close(d.stop)
