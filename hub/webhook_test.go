@@ -89,7 +89,7 @@ func TestWebhookEventsOnce(t *testing.T) {
 func TestWebhookTypes(t *testing.T) {
 	t.Parallel()
 	types := hub.WebhookTypes()
-	if len(types) != 13 || types[0] != hub.WebhookMessageSent {
+	if types[0] != hub.WebhookMessageSent || !slices.Contains(types, hub.WebhookUserDisconnected) {
 		t.Fatalf("types = %q", types)
 	}
 	seen := map[string]bool{}

@@ -25,8 +25,9 @@ func TestDeliveredDespiteFailures(t *testing.T) {
 		}
 		return http.StatusNoContent
 	})
-	b := webhook.NewMemoryBacklog(0, 0)
-	d := start(t, testConfig(r.url("/hook")), b)
+	cfg := testConfig(r.url("/hook"))
+	cfg.Timeout = 500 * time.Millisecond // for the hung attempts
+	d := start(t, cfg, webhook.NewMemoryBacklog(0, 0))
 	const n = 20
 	for i := range n {
 		d.Enqueue(message(uint64(i + 1)))
@@ -41,14 +42,14 @@ func TestDeliveredDespiteFailures(t *testing.T) {
 	}
 	r.mu.Lock()
 	for id, tries := range r.tries {
-		if tries != 3 {
-			t.Errorf("event %s: %d requests, want 3", id, tries)
+		if tries < 3 {
+			t.Errorf("event %s: %d requests, want 3 (more only if an answer came after the timeout)", id, tries)
 		}
 	}
 	r.mu.Unlock()
 	waitFor(t, 5*time.Second, "stats", func() bool {
 		st := d.Stats()
-		return st.Delivered == n && st.Retried == 2*n
+		return st.Delivered == n && st.Retried >= 2*n
 	})
 	if st := d.Stats(); st.Failed != 0 || st.Dropped != 0 {
 		t.Errorf("stats = %+v", st)
