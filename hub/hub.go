@@ -39,6 +39,9 @@ type Config struct {
 	MaxReplayBytes int
 	// Logger receives the hub's logs. Default: none.
 	Logger zerolog.Logger
+	// OnWebhookEvent, when set, receives the node's webhook events (see
+	// Emit). It must not block. Default: none.
+	OnWebhookEvent func(WebhookEvent)
 }
 
 // Hub routes frames between local sessions and the Broker. Its methods are
@@ -118,6 +121,14 @@ func (h *Hub) Ready(ctx context.Context) error {
 
 // Connect registers a session and subscribes to its user's events.
 func (h *Hub) Connect(ctx context.Context, s Session) error {
+	if err := h.connect(ctx, s); err != nil {
+		return err
+	}
+	h.Emit(WebhookUserConnected, WebhookUser{User: s.User(), Session: s.ID()})
+	return nil
+}
+
+func (h *Hub) connect(ctx context.Context, s Session) error {
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
@@ -182,6 +193,7 @@ func (h *Hub) Disconnect(s Session) {
 	}
 	u.opMu.Unlock()
 	h.forget(s, u)
+	h.Emit(WebhookUserDisconnected, WebhookUser{User: s.User(), Session: s.ID()})
 }
 
 // Rooms returns the names of the rooms s is in, in no particular order.

@@ -35,6 +35,7 @@ func (h *Hub) Publish(ctx context.Context, room, from string, data json.RawMessa
 	}
 	if !dup {
 		h.count.published.Add(1)
+		h.Emit(WebhookMessageSent, WebhookMessage{Room: room, Seq: p.Seq, Epoch: p.Epoch, From: from, Data: data})
 	}
 	return Position{Seq: p.Seq, Epoch: p.Epoch}, nil
 }

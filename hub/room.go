@@ -157,8 +157,12 @@ func (h *Hub) present(ctx context.Context, s Session, r *room) error {
 	if r.users[user] == 0 {
 		ctx, cancel := h.opContext(ctx)
 		defer cancel()
-		if _, err := h.presence.Add(ctx, r.name, user); err != nil {
+		first, err := h.presence.Add(ctx, r.name, user)
+		if err != nil {
 			return err
+		}
+		if first {
+			h.Emit(WebhookMemberJoined, WebhookMember{Room: r.name, User: user})
 		}
 	}
 	r.users[user]++
@@ -187,8 +191,11 @@ func (h *Hub) exit(s Session, r *room) {
 		if r.users[user]--; r.users[user] == 0 {
 			delete(r.users, user)
 			ctx, cancel := h.opContext(context.Background())
-			if _, err := h.presence.Remove(ctx, r.name, user); err != nil {
+			last, err := h.presence.Remove(ctx, r.name, user)
+			if err != nil {
 				h.log.Warn().Err(err).Str("room", r.name).Str("user", user).Msg("remove presence: retried in the background")
+			} else if last {
+				h.Emit(WebhookMemberLeft, WebhookMember{Room: r.name, User: user})
 			}
 			cancel()
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-chat/switchboard/hub"
 	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 	"github.com/switchboard-chat/switchboard/hub/redisbroker"
+	"github.com/switchboard-chat/switchboard/hub/webhook"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -133,14 +134,26 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	h = hub.New(broker, presence, hub.Config{
+	hooks, err := newWebhooks(cfg, broker, log)
+	if err != nil {
+		broker.Close(context.Background())
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	hubCfg := hub.Config{
 		Logger:             log,
 		MaxRoomsPerSession: cfg.MaxRoomsPerClient,
 		MaxReplayBytes:     cfg.QueueBytes / 2,
-	})
+	}
+	if hooks != nil {
+		hubCfg.OnWebhookEvent = hooks.Enqueue
+		// Like the broker, webhooks outlive ctx: shutdown stops them.
+		hooks.Start(context.WithoutCancel(ctx))
+	}
+	h = hub.New(broker, presence, hubCfg)
 	// The broker keeps delivering until shutdown closes it, after the
 	// sessions: not until ctx, which ends when shutdown begins.
 	if err := h.Start(context.WithoutCancel(ctx)); err != nil {
+		closeWebhooks(context.Background(), hooks, log)
 		broker.Close(context.Background())
 		return fmt.Errorf("start hub: %w", err)
 	}
@@ -157,7 +170,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 
 	var draining atomic.Bool
 	redisB, _ := broker.(*redisbroker.Broker)
-	m.watch(&nodeCollector{hub: h, clients: ws, redis: redisB, draining: &draining, drainProgress: h.DrainProgress})
+	m.watch(&nodeCollector{hub: h, clients: ws, redis: redisB, webhooks: hooks, draining: &draining, drainProgress: h.DrainProgress})
 	var mainMetrics http.Handler // /metrics on the main listener, unless it has its own
 	if cfg.MetricsAddr == "" {
 		mainMetrics = m.handler(log)
@@ -165,6 +178,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	srv := newHTTPServer(routes(h, broker, ws, &draining, mainMetrics, cfg, log), cfg.HTTP, log)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		closeWebhooks(context.Background(), hooks, log)
 		broker.Close(context.Background())
 		return fmt.Errorf("%w: listen: %v", errUsage, err)
 	}
@@ -175,6 +189,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		if err != nil {
 			stopSide()
 			ln.Close()
+			closeWebhooks(context.Background(), hooks, log)
 			broker.Close(context.Background())
 			return err
 		}
@@ -194,7 +209,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	if req := (drainRequest{}); errors.As(context.Cause(ctx), &req) {
 		how = awaitDrain(req, cfg, log)
 	}
-	return shutdown(srv, h, broker, how, cfg.ShutdownTimeout, log)
+	return shutdown(srv, h, hooks, broker, how, cfg.ShutdownTimeout, log)
 }
 
 // closePlan is how shutdown closes the sessions.
@@ -254,9 +269,9 @@ func clientsConfig(cfg config, log zerolog.Logger) clients.Config {
 }
 
 // shutdown closes the listener and waits for in-flight HTTP requests, closes
-// every session as how says and waits for them, then closes the broker, all
-// within timeout.
-func shutdown(srv *http.Server, h *hub.Hub, broker hub.Broker, how closePlan, timeout time.Duration, log zerolog.Logger) error {
+// every session as how says and waits for them, stops the webhooks (hooks,
+// nil when off), then closes the broker, all within timeout.
+func shutdown(srv *http.Server, h *hub.Hub, hooks *webhook.Dispatcher, broker hub.Broker, how closePlan, timeout time.Duration, log zerolog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
@@ -265,6 +280,7 @@ func shutdown(srv *http.Server, h *hub.Hub, broker hub.Broker, how closePlan, ti
 	if err := h.Drain(ctx, how.code, how.reason, how.pace); err != nil {
 		log.Warn().Err(err).Msg("sessions did not all close in time")
 	}
+	closeWebhooks(ctx, hooks, log)
 	if err := broker.Close(ctx); err != nil {
 		log.Warn().Err(err).Msg("close broker")
 	}

@@ -11,8 +11,9 @@ import (
 // On one Redis the names are the prefix, a kind and the room or user name:
 // sb:m:ROOM (meta), sb:h:ROOM (history), sb:p:ROOM, sb:pc:ROOM, sb:pu:ROOM
 // (presence), sb:ip:KEY and sb:iu:KEY (idempotency), sb:rd:USER (the
-// user's read positions), sb:boot, sb:nodes,
-// sb:node:ID, and the channels sb:r:ROOM and sb:u:USER.
+// user's read positions), sb:boot, sb:nodes, sb:node:ID, the webhook
+// backlog sb:webhooks and sb:webhooks:bytes (see webhook.go), and the
+// channels sb:r:ROOM and sb:u:USER.
 //
 // On a Redis Cluster a Lua script may only touch keys of one slot, and
 // SPUBLISH in a script only channels of that slot, so names carry a hash
@@ -21,7 +22,7 @@ import (
 // sb:{r:ROOM}:h, its presence keys, the idempotency keys of its publishes
 // sb:{r:ROOM}:ip:KEY and its channel sb:{r:ROOM}), everything of a user
 // {u:USER} (sb:{u:USER}:iu:KEY, sb:{u:USER}:rd, channel sb:{u:USER}), the
-// registry {nodes}.
+// registry {nodes}, the webhook backlog {webhooks}.
 // Presence's boot key is one per slot, sb:{TAG}:boot with a TAG chosen to
 // hash to that slot (see slotTags), so that a room's presence script checks
 // the boot key of its own slot. A tag always starts with "r:" or "u:" and
