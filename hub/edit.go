@@ -65,7 +65,7 @@ func (h *Hub) EditAs(ctx context.Context, room, from, author string, seq uint64,
 	if err != nil {
 		return Position{}, err
 	}
-	return h.change(ctx, room, PublishRequest{Message: msg, IdempotencyKey: idempotencyKey, Target: Target{Seq: seq, Author: author}})
+	return h.change(ctx, room, from, data, PublishRequest{Message: msg, IdempotencyKey: idempotencyKey, Target: Target{Seq: seq, Author: author}})
 }
 
 // DeleteAs publishes, as user from, a delete of the room's message seq:
@@ -73,10 +73,12 @@ func (h *Hub) EditAs(ctx context.Context, room, from, author string, seq uint64,
 // idempotencyKey may be empty.
 func (h *Hub) DeleteAs(ctx context.Context, room, from, author string, seq uint64, idempotencyKey string) (Position, error) {
 	msg := protocol.NewDeleted(room, from, seq, time.Now().UnixMilli())
-	return h.change(ctx, room, PublishRequest{Message: msg, IdempotencyKey: idempotencyKey, Target: Target{Seq: seq, Author: author, Delete: true}})
+	return h.change(ctx, room, from, nil, PublishRequest{Message: msg, IdempotencyKey: idempotencyKey, Target: Target{Seq: seq, Author: author, Delete: true}})
 }
 
-func (h *Hub) change(ctx context.Context, room string, r PublishRequest) (Position, error) {
+// change publishes an edit or delete entry r by from (data: the edit's) and
+// reports it to webhooks unless it was an idempotent repeat.
+func (h *Hub) change(ctx context.Context, room, from string, data json.RawMessage, r PublishRequest) (Position, error) {
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
 	p, dup, err := h.broker.Publish(ctx, room, r)
@@ -85,6 +87,11 @@ func (h *Hub) change(ctx context.Context, room string, r PublishRequest) (Positi
 	}
 	if !dup {
 		h.count.published.Add(1)
+		typ := WebhookMessageEdited
+		if r.Target.Delete {
+			typ = WebhookMessageDeleted
+		}
+		h.Emit(typ, WebhookMessage{Room: room, Seq: p.Seq, Epoch: p.Epoch, From: from, Target: r.Target.Seq, Data: data})
 	}
 	return Position{Seq: p.Seq, Epoch: p.Epoch}, nil
 }

@@ -27,8 +27,10 @@ var (
 	// WebhookMessageSent is a message the node's broker accepted (not an
 	// idempotent repeat): Data is a WebhookMessage.
 	WebhookMessageSent = registerWebhookType("message.sent")
-	// WebhookMessageEdited and WebhookMessageDeleted are defined for the
-	// edit and delete feature, which emits them.
+	// WebhookMessageEdited and WebhookMessageDeleted are an edit or delete
+	// accepted on this node: Data is a WebhookMessage whose Seq is the
+	// change's own and Target the message changed (an edit's Data the new
+	// data; a delete has none).
 	WebhookMessageEdited  = registerWebhookType("message.edited")
 	WebhookMessageDeleted = registerWebhookType("message.deleted")
 	// WebhookMemberJoined and WebhookMemberLeft are a user becoming present
@@ -69,11 +71,14 @@ type WebhookEvent struct {
 
 // WebhookMessage is the Data of message events.
 type WebhookMessage struct {
-	Room  string          `json:"room"`
-	Seq   uint64          `json:"seq"`
-	Epoch string          `json:"epoch"`
-	From  string          `json:"from"`
-	Data  json.RawMessage `json:"data,omitempty"`
+	Room  string `json:"room"`
+	Seq   uint64 `json:"seq"`
+	Epoch string `json:"epoch"`
+	From  string `json:"from"`
+	// Target is the seq of the message an edit or delete changes; 0 (left
+	// out) for message.sent.
+	Target uint64          `json:"target,omitempty"`
+	Data   json.RawMessage `json:"data,omitempty"`
 }
 
 // WebhookMember is the Data of member events.

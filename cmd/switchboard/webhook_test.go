@@ -136,11 +136,15 @@ func TestWebhookEvents(t *testing.T) {
 	epoch := bob.expect("joined")["epoch"]
 	alice.send(`{"type":"send","room":"lobby","data":{"text":"hi"},"id":"m1"}`)
 	msg := bob.expect("message")
+	alice.send(`{"type":"edit","room":"lobby","seq":1,"data":{"text":"hi!"},"id":"e1"}`)
+	bob.expect("message_edited")
+	alice.send(`{"type":"delete","room":"lobby","seq":1,"id":"d1"}`)
+	bob.expect("message_deleted")
 	bob.send(`{"type":"leave","room":"lobby"}`)
 	bob.expect("left")
 	bob.c.Close(websocket.StatusNormalClosure, "")
 
-	r.wait(map[string]int{"user.connected": 2, "member.joined": 2, "message.sent": 1, "member.left": 1, "user.disconnected": 1})
+	r.wait(map[string]int{"user.connected": 2, "member.joined": 2, "message.sent": 1, "message.edited": 1, "message.deleted": 1, "member.left": 1, "user.disconnected": 1})
 	r.check()
 	for _, e := range r.ofType("") {
 		t.Errorf("event without type: %v", e)
@@ -160,6 +164,13 @@ func TestWebhookEvents(t *testing.T) {
 	text, _ := sent["data"].(map[string]any)
 	if sent["room"] != "lobby" || sent["seq"] != 1.0 || sent["epoch"] != epoch || sent["from"] != "alice" || text["text"] != "hi" {
 		t.Errorf("message.sent data = %v (the message was %v)", sent, msg)
+	}
+	edited := data(r.ofType("message.edited")[0])
+	if text, _ := edited["data"].(map[string]any); edited["seq"] != 2.0 || edited["target"] != 1.0 || edited["from"] != "alice" || text["text"] != "hi!" {
+		t.Errorf("message.edited data = %v", edited)
+	}
+	if deleted := data(r.ofType("message.deleted")[0]); deleted["seq"] != 3.0 || deleted["target"] != 1.0 || deleted["from"] != "alice" || deleted["data"] != nil {
+		t.Errorf("message.deleted data = %v", deleted)
 	}
 	joined := map[string]bool{}
 	for _, e := range r.ofType("member.joined") {
@@ -187,8 +198,8 @@ func TestWebhookEvents(t *testing.T) {
 		f := scrape(t, base+"/metrics", "")
 		delivered, _ := f.lookup("switchboard_webhook_events_total", "outcome", "delivered")
 		backlog, ok := f.lookup("switchboard_webhook_backlog")
-		if delivered != 7 || backlog != 0 || !ok {
-			return fmt.Errorf("delivered %v, backlog %v; want 7 and 0", delivered, backlog)
+		if delivered != 9 || backlog != 0 || !ok {
+			return fmt.Errorf("delivered %v, backlog %v; want 9 and 0", delivered, backlog)
 		}
 		return nil
 	})
