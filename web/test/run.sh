@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-if [ ! -d node_modules/ws ] || [ ! -d node_modules/playwright-core ]; then
+if [ ! -d node_modules/ws ] || [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/@axe-core/playwright ]; then
   npm ci --no-audit --no-fund
 fi
 
