@@ -14,7 +14,7 @@ import { idGenerator, parseFrames } from './lib/frames.js';
 import { Outbox, RESEND_WINDOW_MS } from './lib/outbox.js';
 import { Rooms } from './lib/rooms.js';
 
-export { backoffDelay, reconnectPlan, TokenBucket } from './lib/backoff.js';
+export { backoffDelay, PROBE_AFTER, probeDue, reconnectPlan, TokenBucket } from './lib/backoff.js';
 export { Connection } from './lib/connection.js';
 export { SwitchboardError } from './lib/errors.js';
 export { idGenerator, parseFrames, splitFrames } from './lib/frames.js';
@@ -42,6 +42,8 @@ const USER_RE = /^[A-Za-z0-9_.-]{1,32}$/;
  * @property {number} [maxFrameBytes=65536]  larger sends fail with too_big rather than get the connection closed
  * @property {number} [typingIntervalMs=2000]  typing frames per room at most this often
  * @property {number} [resendWindowMs]  see Outbox: 4 minutes
+ * @property {number} [probeAfter=3]  ask over HTTP why the socket closed before it opened only
+ *           after this many such closes in a row (then after 2×, 4× … as many): see probeDue
  */
 const DEFAULTS = {
   requestTimeoutMs: 10000,
@@ -53,6 +55,7 @@ const DEFAULTS = {
   maxFrameBytes: 65536,
   typingIntervalMs: 2000,
   resendWindowMs: RESEND_WINDOW_MS,
+  probeAfter: 3,
 };
 
 /**

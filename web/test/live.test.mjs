@@ -95,7 +95,8 @@ describe('live server', () => {
     assert.equal(c.status.code, 1008);
     assert.match(c.status.reason, /name must be/);
     await sleep(200);
-    assert.equal(statuses.filter((s) => s.state === 'connecting').length, 1, 'no reconnect loop');
+    // The client asks why only after the third refusal in a row (probeDue).
+    assert.equal(statuses.filter((s) => s.state === 'connecting').length, 3, 'no reconnect loop');
   });
 
   test('requests time out while the server does not answer, then work again', async () => {
