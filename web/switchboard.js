@@ -323,11 +323,24 @@ export class Client {
    * the room's last message, so history(room, {before: seq + 1}) loads what
    * came before. After a reconnect the room is rejoined by itself,
    * recovering missed messages. Offline, the join waits for the connection.
+   * With opts {since, epoch} (from position(), kept by an earlier client,
+   * e.g. across a page reload) the first join recovers too: the messages
+   * after since arrive as message events with source "recovery", or, when
+   * the server cannot replay them, from history with a resync event.
+   * @param {string} room
+   * @param {{since?: number, epoch?: string}} [opts]
    * @returns {Promise<{room: string, members: string[], seq: number, epoch: string}>}
    */
-  join(room) {
+  join(room, opts = {}) {
     if (this.closed) return Promise.reject(new SwitchboardError('closed', 'client closed'));
-    return this.rooms.join(room);
+    return this.rooms.join(room, opts);
+  }
+
+  /** position returns {since, epoch} for a joined room: the stream position
+   * to pass to a later join(room, position) so that it resumes where this
+   * one stands. Undefined before the room's first joined. */
+  position(room) {
+    return this.rooms.position(room);
   }
 
   /** leave exits a room: no more rejoins, its queued sends fail with

@@ -211,6 +211,36 @@ describe('live server', () => {
     assert.equal(bob.rec.resync.length, 0);
   });
 
+  test('a new client resumes a kept position: only the missed messages, once', async () => {
+    const srv = await server();
+    const alice = await client('alice', srv.wsUrl);
+    const bob = await client('bob', srv.wsUrl);
+    await alice.join('r');
+    await bob.join('r');
+    for (const text of ['m1', 'm2']) await bob.send('r', { text });
+    await waitFor(() => alice.texts('r').length === 2);
+    const kept = alice.position('r');
+    assert.equal(kept.since, 2);
+    alice.close(); // a page reload
+    for (const text of ['m3', 'm4']) await bob.send('r', { text });
+
+    const again = await client('alice', srv.wsUrl);
+    await again.join('r', kept);
+    await waitFor(() => again.rec.recovered.length === 1, { what: 'recovered' });
+    assert.deepEqual(again.rec.recovered[0], { room: 'r', count: 2 });
+    assert.deepEqual(again.texts('r'), ['m3', 'm4']);
+    assert.deepEqual(again.rec.messages.map((m) => m.meta.source), ['recovery', 'recovery']);
+    assert.deepEqual(again.position('r'), { since: 4, epoch: kept.epoch });
+
+    // A position from another epoch (the server lost the room's history) is
+    // not trusted: the client reloads the room's history instead.
+    const stale = await client('alice', srv.wsUrl);
+    await stale.join('r', { since: 2, epoch: 'not-this-one' });
+    await waitFor(() => stale.rec.resync.length === 1, { what: 'resync' });
+    assert.equal(stale.rec.resync[0].epochChanged, true);
+    assert.deepEqual(stale.texts('r'), ['m1', 'm2', 'm3', 'm4']);
+  });
+
   test('the client paces a burst of sends below the server rate limit', async () => {
     const srv = await server();
     const alice = await client('alice', srv.wsUrl);
