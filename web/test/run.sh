@@ -31,4 +31,4 @@ if [ ! -x "$chromium" ]; then
   echo "skipping the browser test: $chromium is missing (apt-get install -y chromium)" >&2
   exit 0
 fi
-node --test web/test/browser.e2e.mjs
+node --test web/test/*.e2e.mjs
