@@ -104,10 +104,9 @@ function restore(saved) {
     r.byId.set(p.id, it);
     sortItems(r);
   }
-  const o = saved.open;
-  state.current = o?.kind === 'room' ? o.name : (state.rooms.keys().next().value ?? null);
+  state.current = saved.open.room ?? state.rooms.keys().next().value ?? null;
   renderAll(true);
-  if (o?.kind === 'dm') openDM(o.name);
+  if (saved.open.dm) openDM(saved.open.dm);
 }
 
 function signOut() {
@@ -181,7 +180,7 @@ function snapshot() {
     peer: d.peer,
     msgs: d.items.filter((it) => !it.pending && !it.failed).map((it) => ({ from: it.from, text: it.text, ts: it.ts })),
   }));
-  const open = state.dmPeer ? { kind: 'dm', name: state.dmPeer } : state.current ? { kind: 'room', name: state.current } : null;
+  const open = { room: state.current, dm: state.dmPeer };
   return { name: state.me, rooms, dms, open, pending };
 }
 
@@ -521,8 +520,9 @@ function renderStatus() {
   $('conn').dataset.state = s.state;
   $('conn-mini').dataset.state = s.state;
   const retry = s.state !== 'offline' ? 'Retry now' : s.code === 4001 ? 'Sign in' : 'Reconnect';
+  const pill = s.state !== 'offline' ? 'Retry' : retry;
   $('conn-retry').hidden = !(s.state === 'reconnecting' || s.state === 'offline');
-  $('conn-retry').textContent = retry;
+  $('conn-retry').textContent = pill;
   $('banner').hidden = !state.down;
   $('banner').dataset.state = s.state;
   $('banner-retry').textContent = retry;

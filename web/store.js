@@ -34,7 +34,8 @@ const ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
  * @property {string} name  the user name signed in with
  * @property {SavedRoom[]} rooms  in sidebar order
  * @property {SavedDM[]} dms
- * @property {{kind: "room"|"dm", name: string}|null} open  the open conversation
+ * @property {{room: string|null, dm: string|null}} open  the room shown and the
+ *           DM open beside it (on a phone, over it)
  * @property {{id: string, room: string, text: string, ts: number}[]} pending
  *           room sends not yet acknowledged: resent with the same id, which
  *           the server de-duplicates
@@ -73,9 +74,11 @@ export function parseSession(text) {
     .filter((p) => isObject(p) && ID_RE.test(str(p.id)) && roomNames.has(p.room) && isText(p.text) && isTime(p.ts))
     .map(({ id, room, text, ts }) => ({ id, room, text, ts }))
     .slice(0, MAX_MESSAGES);
-  let open = null;
-  if (isObject(v.open) && v.open.kind === 'room' && roomNames.has(v.open.name)) open = { kind: 'room', name: v.open.name };
-  if (isObject(v.open) && v.open.kind === 'dm' && dms.some((d) => d.peer === v.open.name)) open = { kind: 'dm', name: v.open.name };
+  const o = isObject(v.open) ? v.open : {};
+  const open = {
+    room: roomNames.has(o.room) ? o.room : null,
+    dm: dms.some((d) => d.peer === o.dm) ? o.dm : null,
+  };
   return { name: v.name, rooms, dms, open, pending };
 }
 

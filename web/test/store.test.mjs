@@ -15,7 +15,7 @@ function session() {
       { name: 'random', position: null, hasOlder: false, msgs: [] },
     ],
     dms: [{ peer: 'bob', msgs: [{ from: 'bob', text: 'hi', ts: 5 }, { from: 'alice', text: 'yo', ts: 6 }] }],
-    open: { kind: 'dm', name: 'bob' },
+    open: { room: 'lobby', dm: 'bob' },
     pending: [{ id: 'k3j9x2q1-7', room: 'lobby', text: 'sent offline', ts: 9 }],
   };
 }
@@ -29,7 +29,7 @@ describe('saved session', () => {
     for (const text of [null, '', 'nope', '[]', 'null', '42', '{"v":2,"name":"alice"}', '{"v":1}', '{"v":1,"name":"<img src=x>"}', '{"v":1,"name":"a b"}']) {
       assert.equal(parseSession(text), null, String(text));
     }
-    assert.deepEqual(parseSession('{"v":1,"name":"alice"}'), { name: 'alice', rooms: [], dms: [], open: null, pending: [] });
+    assert.deepEqual(parseSession('{"v":1,"name":"alice"}'), { name: 'alice', rooms: [], dms: [], open: { room: null, dm: null }, pending: [] });
   });
 
   test('drops malformed rooms, messages, DMs and pending sends one by one', () => {
@@ -46,7 +46,7 @@ describe('saved session', () => {
     );
     raw.dms.push({ peer: 'alice', msgs: [] }, { peer: 'carol', msgs: [{ from: 'mallory', text: 'spoof', ts: 1 }] });
     raw.pending.push({ id: 'x', room: 'not-joined', text: 't', ts: 1 }, { id: 'bad id!', room: 'lobby', text: 't', ts: 1 });
-    raw.open = { kind: 'room', name: 'elsewhere' };
+    raw.open = { room: 'elsewhere', dm: 'mallory' };
     const got = parseSession(JSON.stringify(raw));
     assert.deepEqual(got.rooms.map((r) => r.name), ['lobby', 'random', 'ok']);
     assert.equal(got.rooms[2].position, null, 'a negative since is no position');
@@ -55,7 +55,7 @@ describe('saved session', () => {
     assert.equal('extra' in got.rooms[0].msgs[3], false, 'unknown fields are not kept');
     assert.deepEqual(got.dms.map((d) => [d.peer, d.msgs.length]), [['bob', 2], ['carol', 0]], 'no DM with oneself, no foreign authors');
     assert.deepEqual(got.pending.map((p) => p.id), ['k3j9x2q1-7']);
-    assert.equal(got.open, null, 'the open conversation must be one of the saved ones');
+    assert.deepEqual(got.open, { room: null, dm: null }, 'the open conversation must be one of the saved ones');
   });
 
   test('keeps the newest messages of each conversation', () => {

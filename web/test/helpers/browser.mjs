@@ -68,7 +68,7 @@ export async function cluster(topology) {
 
 /** What Chromium logs by itself while a server is unreachable: the failed
  * WebSocket, and the client's occasional HTTP probe of why it failed. */
-const OUTAGE_NOISE = /WebSocket connection to .* failed|Failed to load resource: net::ERR_CONNECTION_(REFUSED|RESET|CLOSED)/;
+const OUTAGE_NOISE = /WebSocket connection to .* failed|Failed to load resource: net::ERR_(CONNECTION_[A-Z_]+|SOCKET_NOT_CONNECTED|EMPTY_RESPONSE)/;
 
 /**
  * e2eSuite registers body's tests with a shared setup, or a skip (a failure
