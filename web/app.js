@@ -110,8 +110,10 @@ function restore(saved) {
 }
 
 function signOut() {
-  state.client?.close();
+  const c = state.client;
+  state.client = null; // its last events (offline, failed sends) are not news
   forget();
+  c?.close();
   for (const r of state.rooms.values()) for (const t of r.typing.values()) clearTimeout(t);
   const name = state.me;
   Object.assign(state, { client: null, rooms: new Map(), dms: new Map(), current: null, dmPeer: null, down: false });
@@ -188,6 +190,7 @@ function snapshot() {
 
 function wire(c) {
   c.on('status', (s) => {
+    if (state.client !== c) return; // signed out
     state.status = s;
     if (s.state === 'connected') {
       state.me = s.user;

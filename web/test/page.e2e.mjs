@@ -155,6 +155,11 @@ e2eSuite((e) => {
     assert.ok(await nina.isHidden('#sidebar'), 'the room list is behind the menu button');
     assert.ok(await nina.isHidden('#nav-badge'));
     assert.equal(await nina.getAttribute('#open-nav', 'aria-label'), 'Menu');
+    const focusable = (sel) => nina.evaluate((s) => {
+      document.querySelector(s).focus();
+      return document.activeElement === document.querySelector(s);
+    }, sel);
+    assert.equal(await focusable('#room-list [data-room="narrow"]'), false, 'the closed drawer is out of the tab order');
 
     await omar.click('#member-list [data-user="nina"]');
     for (const text of ['are you there?', 'ping me back']) {
@@ -170,6 +175,7 @@ e2eSuite((e) => {
 
     await nina.click('#open-nav');
     assert.equal(await nina.getAttribute('#open-nav', 'aria-expanded'), 'true');
+    assert.equal(await nina.evaluate(() => document.activeElement.dataset.room), 'narrow', 'the opened drawer takes the focus');
     await nina.click('#dm-list [data-peer="omar"]');
     await waitText(nina, '#dm-messages .text', 'ping me back');
     assert.ok(await nina.isHidden('#nav-badge'), 'read: no badge');
