@@ -2,6 +2,8 @@
 // the DOM through textContent (see view.js).
 
 import { connect, RESEND_WINDOW_MS } from './switchboard.js';
+import { addMessage, addSystem, epochIndex, newRoomView, pendingSends, savedRoom, sortItems } from './conversation.js';
+import { bannerText, isDown, retryLabel, statusText } from './status.js';
 import { parseSession, serializeSession, SESSION_KEY } from './store.js';
 import { $, autoGrow, avatar, el, messageText, renderItems, stickToBottom, typingText } from './view.js';
 
@@ -162,22 +164,10 @@ function forget() {
   }
 }
 
-/** snapshot is the session as store.js saves it. A room's position is
- * kept only once its first page of history is shown: before that a resumed
- * join would skip what came before. */
+/** snapshot is the session as store.js saves it. */
 function snapshot() {
-  const rooms = [...state.rooms.values()].map((r) => ({
-    name: r.name,
-    position: (r.firstPage === 'done' && state.client.position(r.name)) || null,
-    hasOlder: r.hasOlder,
-    msgs: r.items
-      .filter((it) => it.kind === 'msg' && !it.pending && !it.failed && Number.isFinite(it.epochIdx))
-      .map((it) => ({ seq: it.seq, epoch: r.epochs[it.epochIdx], from: it.from, text: it.text, ts: it.ts })),
-  }));
-  const pending = [];
-  for (const r of state.rooms.values()) {
-    for (const it of r.items) if (it.pending && it.id) pending.push({ id: it.id, room: r.name, text: it.text, ts: it.ts });
-  }
+  const rooms = [...state.rooms.values()].map((r) => savedRoom(r, state.client.position(r.name)));
+  const pending = [...state.rooms.values()].flatMap(pendingSends);
   const dms = [...state.dms.values()].map((d) => ({
     peer: d.peer,
     msgs: d.items.filter((it) => !it.pending && !it.failed).map((it) => ({ from: it.from, text: it.text, ts: it.ts })),
@@ -293,62 +283,20 @@ function stopTyping(room, user) {
 
 // ---- rooms ----
 
-/**
- * @typedef {object} RoomView
- * items: messages and system lines in display order; byKey: "epoch:seq" →
- * item; byId: request id → own item; epochs: epochs in the order seen.
- */
 function roomView(name) {
   let r = state.rooms.get(name);
   if (!r) {
-    r = {
-      name, items: [], byKey: new Map(), byId: new Map(), epochs: [], unread: 0, members: [], count: 0, typing: new Map(),
-      oldest: 0, hasOlder: false, joining: false, firstPage: null, joinedAt: null,
-    };
+    r = newRoomView(name);
     state.rooms.set(name, r);
   }
   return r;
 }
 
-function epochIndex(r, epoch) {
-  let i = r.epochs.indexOf(epoch);
-  if (i < 0) i = r.epochs.push(epoch) - 1;
-  return i;
-}
-
-function sortItems(r) {
-  r.items.sort((a, b) => a.epochIdx - b.epochIdx || a.seq - b.seq);
-}
-
-/** addMessage puts a room message in place; an echo of our own send turns
- * its pending item into the real one. It returns whether the item is new. */
-function addMessage(r, m, epoch, id) {
-  const key = `${epoch}:${m.seq}`;
-  const known = r.byKey.get(key) ?? (id && r.byId.get(id));
-  const fields = { key, seq: m.seq, epochIdx: epochIndex(r, epoch), ts: m.ts, pending: false, failed: false };
-  if (known) {
-    Object.assign(known, fields);
-    r.byKey.set(key, known);
-    sortItems(r);
-    return false;
-  }
-  const it = { kind: 'msg', from: m.from, text: messageText(m.data), ...fields };
-  r.items.push(it);
-  r.byKey.set(key, it);
-  sortItems(r);
-  return true;
-}
-
-/** system adds a line such as "bob joined" after the room's newest message. */
+/** system adds a line such as "bob joined" to a room. */
 function system(room, text, tone = '') {
   const r = state.rooms.get(room);
   if (!r) return;
-  // After the newest message, or after the join point if history is still loading.
-  let at = r.items.findLast((it) => it.kind === 'msg' && !it.pending && !it.failed) ?? { epochIdx: 0, seq: 0 };
-  const j = r.joinedAt;
-  if (j && (j.epochIdx > at.epochIdx || (j.epochIdx === at.epochIdx && j.seq > at.seq))) at = j;
-  r.items.push({ kind: 'system', text, tone, ts: Date.now(), epochIdx: at.epochIdx, seq: at.seq + 0.5 });
-  sortItems(r);
+  addSystem(r, text, tone);
   if (room === state.current) renderRoom();
 }
 
@@ -512,17 +460,11 @@ function renderMe() {
   avatar($('me-avatar'), state.me || '?');
 }
 
-/** isDown reports whether a status means the connection was lost (not the
- * first connect of a page). */
-function isDown(s) {
-  return s.state === 'reconnecting' || s.state === 'offline' || (s.state === 'connecting' && s.attempt > 0);
-}
-
 function renderStatus() {
   const s = state.status;
   $('conn').dataset.state = s.state;
   $('conn-mini').dataset.state = s.state;
-  const retry = s.state !== 'offline' ? 'Retry now' : s.code === 4001 ? 'Sign in' : 'Reconnect';
+  const retry = retryLabel(s);
   const pill = s.state !== 'offline' ? 'Retry' : retry;
   $('conn-retry').hidden = !(s.state === 'reconnecting' || s.state === 'offline');
   $('conn-retry').textContent = pill;
@@ -543,13 +485,6 @@ function renderStatus() {
   if (s.state === 'reconnecting') state.tick = setInterval(show, 250);
 }
 
-/** bannerText is the headline of the banner shown while disconnected. */
-function bannerText(s) {
-  if (s.state === 'offline') return `${offlineText(s.code)}${s.reason && s.code !== 1000 ? ` (${s.reason})` : ''}`;
-  const secs = s.state === 'reconnecting' ? Math.ceil((s.at - Date.now()) / 1000) : 0;
-  return secs > 0 ? `Disconnected — reconnecting in ${secs} s` : 'Disconnected — reconnecting…';
-}
-
 /** retrySoon skips the wait of a scheduled reconnect: the tab is visible
  * again, or the browser is back online, so the server may well be too. A
  * client that stopped (an expired token, say) stays stopped. */
@@ -561,34 +496,6 @@ function retryClicked() {
   // An expired token cannot reconnect: sign in again instead.
   if (state.status.code === 4001) signOut();
   else state.client?.reconnectNow();
-}
-
-function statusText(s) {
-  switch (s.state) {
-    case 'connected':
-      return `Connected to ${s.node}`;
-    case 'connecting':
-      return s.attempt > 0 ? 'Reconnecting…' : 'Connecting…';
-    case 'reconnecting': {
-      const secs = Math.ceil((s.at - Date.now()) / 1000);
-      return secs > 0 ? `Reconnecting in ${secs} s` : 'Reconnecting…';
-    }
-    default:
-      return offlineText(s.code);
-  }
-}
-
-function offlineText(code) {
-  switch (code) {
-    case 4001:
-      return 'Offline: session expired';
-    case 4003:
-      return 'Offline: disconnected by the server';
-    case 1008:
-      return 'Offline: too many messages';
-    default:
-      return 'Offline';
-  }
 }
 
 function renderRoomList() {

@@ -1,8 +1,11 @@
-// Unit tests of the demo chat's saved session (web/store.js): what a page
-// reload trusts from localStorage.
+// Unit tests of the demo chat's pure parts: its saved session (store.js),
+// what a page reload trusts from localStorage, and its connection texts
+// (status.js), and a room's bookkeeping (conversation.js).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
+import { addMessage, newRoomView, pendingSends, savedRoom } from '../conversation.js';
+import { bannerText, isDown, retryLabel, statusText } from '../status.js';
 import { MAX_MESSAGES, parseSession, serializeSession } from '../store.js';
 
 const msg = (seq, from = 'bob') => ({ seq, epoch: 'e1', from, text: `m${seq}`, ts: 1700000000000 + seq });
@@ -84,5 +87,47 @@ describe('saved session', () => {
     assert.deepEqual(none.rooms[0].msgs, []);
     assert.equal(none.rooms[0].position, null, 'no messages kept: the reload loads history instead of resuming');
     assert.equal(serializeSession(s, 10), null);
+  });
+});
+
+describe('connection texts', () => {
+  const now = 1_000_000;
+  test('the first connect is not an outage; later ones are', () => {
+    assert.equal(isDown({ state: 'connecting', attempt: 0 }), false);
+    assert.equal(isDown({ state: 'connected' }), false);
+    assert.equal(isDown({ state: 'connecting', attempt: 2 }), true);
+    assert.equal(isDown({ state: 'reconnecting', at: now }), true);
+    assert.equal(isDown({ state: 'offline', code: 4001 }), true);
+  });
+
+  test('the banner counts down to the next attempt', () => {
+    assert.equal(bannerText({ state: 'reconnecting', at: now + 7200 }, now), 'Disconnected — reconnecting in 8 s');
+    assert.equal(bannerText({ state: 'reconnecting', at: now - 5 }, now), 'Disconnected — reconnecting…');
+    assert.equal(bannerText({ state: 'connecting', attempt: 3 }, now), 'Disconnected — reconnecting…');
+    assert.equal(statusText({ state: 'reconnecting', at: now + 7200 }, now), 'Reconnecting in 8 s');
+    assert.equal(statusText({ state: 'connected', node: 'node-a' }), 'Connected to node-a');
+  });
+
+  test('offline says why, and what Retry does', () => {
+    const expired = { state: 'offline', code: 4001, reason: 'token expired' };
+    assert.equal(bannerText(expired), 'Offline: session expired (token expired)');
+    assert.equal(retryLabel(expired), 'Sign in');
+    assert.equal(bannerText({ state: 'offline', code: 1000, reason: 'closed by client' }), 'Offline');
+    assert.equal(retryLabel({ state: 'offline', code: 1008 }), 'Reconnect');
+    assert.equal(retryLabel({ state: 'reconnecting', at: now }), 'Retry now');
+  });
+});
+
+describe('room view', () => {
+  test('a message restored from storage and its replay show once; what is saved', () => {
+    const r = newRoomView('lobby');
+    assert.equal(addMessage(r, { seq: 1, from: 'bob', ts: 1, data: 'saved' }, 'e1'), true);
+    assert.equal(addMessage(r, { seq: 1, from: 'bob', ts: 1, data: { text: 'saved' } }, 'e1'), false, 'the same epoch:seq again');
+    r.items.push({ kind: 'msg', key: 'id:k-1', id: 'k-1', from: 'alice', text: 'pending', ts: 2, pending: true, epochIdx: Infinity, seq: 1 });
+    assert.deepEqual(pendingSends(r), [{ id: 'k-1', room: 'lobby', text: 'pending', ts: 2 }]);
+    const pos = { since: 1, epoch: 'e1' };
+    assert.equal(savedRoom(r, pos).position, null, 'no position before the first page of history is shown');
+    r.firstPage = 'done';
+    assert.deepEqual(savedRoom(r, pos), { name: 'lobby', position: pos, hasOlder: false, msgs: [{ seq: 1, epoch: 'e1', from: 'bob', text: 'saved', ts: 1 }] });
   });
 });
