@@ -270,6 +270,6 @@ func (s *Session) logClose(readErr error, byServer bool) {
 		code, reason = int(websocket.StatusAbnormalClosure), "connection lost"
 	}
 	s.srv.countDisconnect(code, reason, byServer)
-	s.logEvent(s.srv.log.Info()).Str("remote", s.remote).Dur("duration", time.Since(s.started)).
+	s.logEvent(s.srv.log.Info()).Str("remote", s.remote).Dur("duration_ms", time.Since(s.started)).
 		Int("code", code).Str("reason", reason).Msg("disconnected")
 }

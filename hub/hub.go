@@ -301,7 +301,7 @@ func (h *Hub) Drain(ctx context.Context, code int, reason string, pace Pace) err
 	h.mu.Lock()
 	left := len(h.sessions)
 	h.mu.Unlock()
-	h.log.Info().Int("closed", closed).Int("sessions", total).Int("left", left).Dur("took", time.Since(start)).Msg("sessions closed")
+	h.log.Info().Int("closed", closed).Int("sessions", total).Int("left", left).Dur("took_ms", time.Since(start)).Msg("sessions closed")
 	return err
 }
 

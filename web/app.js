@@ -1,7 +1,10 @@
 // The demo chat: a thin UI over switchboard.js. User text only ever reaches
 // the DOM through textContent (see view.js).
 
-import { connect } from './switchboard.js';
+import { connect, RESEND_WINDOW_MS } from './switchboard.js';
+import { addMessage, addSystem, epochIndex, newRoomView, pendingSends, savedRoom, sortItems } from './conversation.js';
+import { bannerText, isDown, retryLabel, statusText } from './status.js';
+import { parseSession, serializeSession, SESSION_KEY } from './store.js';
 import { $, autoGrow, avatar, el, messageText, renderItems, stickToBottom, typingText } from './view.js';
 
 const USER_RE = /^[A-Za-z0-9_.-]{1,32}$/;
@@ -20,6 +23,8 @@ const state = {
   dmPeer: null, // DM pane open with
   status: { state: 'connecting' },
   tick: null,
+  remember: false, // save the session for a reload (name sign-ins only)
+  down: false, // the connection was lost and is not back yet
 };
 let pendingOrder = 0;
 
@@ -27,7 +32,7 @@ let pendingOrder = 0;
 
 function initLogin() {
   const params = new URLSearchParams(location.search);
-  $('login-name').value = params.get('name') ?? localStorage.getItem('switchboard:name') ?? '';
+  $('login-name').value = params.get('name') ?? '';
   if (params.get('room')) $('login-room').value = params.get('room');
   $('login-form').addEventListener('submit', (e) => {
     e.preventDefault();
@@ -38,43 +43,157 @@ function initLogin() {
       : !ROOM_RE.test(room) ? 'Room names are 1–64 letters, digits, _ . : or -.' : '';
     $('login-error').textContent = problem;
     if (problem) return;
-    if (!token) localStorage.setItem('switchboard:name', name);
     start({ name, token, room });
   });
 }
 
-function start({ name, token, room }) {
+/** resume signs in again with the session saved before a reload, unless
+ * the address asks for another name. */
+function resume() {
+  let saved = null;
+  try {
+    saved = parseSession(localStorage.getItem(SESSION_KEY));
+  } catch {
+    // storage disabled: nothing to resume
+  }
+  const asked = new URLSearchParams(location.search).get('name');
+  if (saved && (!asked || asked === saved.name)) start({ name: saved.name }, saved);
+}
+
+function start({ name, token, room }, saved = null) {
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
   const c = connect({ url, name: token ? undefined : name, token: token || undefined });
   state.client = c;
   state.me = token ? '' : name; // a token's user is known from the welcome
+  // A token is not written to storage: a reload after a token sign-in
+  // signs out.
+  state.remember = !token;
   wire(c);
   $('login').hidden = true;
   $('app').hidden = false;
   renderMe();
-  openRoom(room);
-  $('compose').focus();
+  if (saved) restore(saved);
+  else openRoom(room);
+  scheduleSave();
+  if (!state.dmPeer) $('compose').focus();
+}
+
+/** restore brings back the saved rooms, DMs, open conversation and pending
+ * sends. Rooms with a saved position rejoin from it, so the server replays
+ * only what was missed; the others load their history as a new join does. */
+function restore(saved) {
+  for (const s of saved.rooms) {
+    const r = roomView(s.name);
+    for (const m of s.msgs) addMessage(r, { seq: m.seq, from: m.from, ts: m.ts, data: m.text }, m.epoch);
+    const here = s.position && s.msgs.filter((m) => m.epoch === s.position.epoch);
+    if (s.position) r.firstPage = 'done';
+    r.hasOlder = s.hasOlder;
+    r.oldest = here?.[0]?.seq ?? 0;
+    r.joining = true;
+    state.client.join(s.name, s.position ?? {}).catch((err) => system(s.name, `Could not join: ${err.message}`, 'warn'));
+  }
+  for (const s of saved.dms) {
+    dmView(s.peer).items = s.msgs.map((m) => ({ kind: 'msg', key: `dm-${++pendingOrder}`, ...m }));
+  }
+  for (const p of saved.pending) {
+    const r = state.rooms.get(p.room);
+    const it = { kind: 'msg', key: `id:${p.id}`, id: p.id, from: state.me, text: p.text, ts: p.ts };
+    r.items.push(it);
+    // The server de-duplicates a resend for 5 minutes; an older one might
+    // be delivered twice, so it waits for the user to retry it.
+    if (Date.now() - p.ts < RESEND_WINDOW_MS) queueSend(r, p.text, it);
+    else Object.assign(it, { failed: true, epochIdx: Infinity, seq: ++pendingOrder, note: 'Not sent before the reload · ' });
+    r.byId.set(p.id, it);
+    sortItems(r);
+  }
+  state.current = saved.open.room ?? state.rooms.keys().next().value ?? null;
+  renderAll(true);
+  if (saved.open.dm) openDM(saved.open.dm);
 }
 
 function signOut() {
-  state.client?.close();
+  const c = state.client;
+  state.client = null; // its last events (offline, failed sends) are not news
+  forget();
+  c?.close();
   for (const r of state.rooms.values()) for (const t of r.typing.values()) clearTimeout(t);
-  Object.assign(state, { client: null, rooms: new Map(), dms: new Map(), current: null, dmPeer: null });
+  const name = state.me;
+  Object.assign(state, { client: null, rooms: new Map(), dms: new Map(), current: null, dmPeer: null, down: false });
   clearInterval(state.tick);
+  document.body.classList.remove('disconnected', 'side-open');
+  navOpen(false);
   $('app').hidden = true;
   $('login').hidden = false;
+  if (name) $('login-name').value = name;
   $('login-name').focus();
   document.title = 'Switchboard';
+}
+
+// ---- the saved session ----
+
+let saveTimer = null;
+
+/** scheduleSave saves the session soon: changes come in bursts. */
+function scheduleSave() {
+  if (state.remember && !saveTimer) saveTimer = setTimeout(saveNow, 300);
+}
+
+function saveNow() {
+  clearTimeout(saveTimer);
+  saveTimer = null;
+  if (!state.remember || !state.client) return;
+  const text = serializeSession(snapshot());
+  try {
+    if (text) localStorage.setItem(SESSION_KEY, text);
+    else localStorage.removeItem(SESSION_KEY);
+  } catch {
+    // Storage full or disabled: a reload signs out, nothing worse.
+  }
+}
+
+/** forget drops the saved session (sign out). */
+function forget() {
+  state.remember = false;
+  clearTimeout(saveTimer);
+  saveTimer = null;
+  try {
+    localStorage.removeItem(SESSION_KEY);
+    localStorage.removeItem('switchboard:name'); // kept by earlier versions
+  } catch {
+    // storage disabled
+  }
+}
+
+/** snapshot is the session as store.js saves it. */
+function snapshot() {
+  const rooms = [...state.rooms.values()].map((r) => savedRoom(r, state.client.position(r.name)));
+  const pending = [...state.rooms.values()].flatMap(pendingSends);
+  const dms = [...state.dms.values()].map((d) => ({
+    peer: d.peer,
+    msgs: d.items.filter((it) => !it.pending && !it.failed).map((it) => ({ from: it.from, text: it.text, ts: it.ts })),
+  }));
+  const open = { room: state.current, dm: state.dmPeer };
+  return { name: state.me, rooms, dms, open, pending };
 }
 
 // ---- client events ----
 
 function wire(c) {
   c.on('status', (s) => {
+    if (state.client !== c) return; // signed out
     state.status = s;
     if (s.state === 'connected') {
       state.me = s.user;
       renderMe();
+    }
+    const down = isDown(s);
+    if (down !== state.down) {
+      state.down = down;
+      announce(down ? 'Disconnected. Reconnecting; messages you send now go out when the connection is back.' : 'Reconnected.');
+      // Pending notes, stale presence.
+      renderRoom();
+      renderMembers();
+      renderDM();
     }
     renderStatus();
   });
@@ -126,6 +245,7 @@ function onMessage(m, meta) {
     announce(`${m.from}: ${messageText(m.data)}`);
   }
   if (m.room === state.current) renderRoom();
+  scheduleSave();
 }
 
 function onDM(m, meta) {
@@ -142,6 +262,7 @@ function onDM(m, meta) {
   renderDMList();
   renderTitle();
   if (state.dmPeer === peer) renderDM();
+  scheduleSave();
 }
 
 function onTyping(room, user) {
@@ -162,62 +283,20 @@ function stopTyping(room, user) {
 
 // ---- rooms ----
 
-/**
- * @typedef {object} RoomView
- * items: messages and system lines in display order; byKey: "epoch:seq" →
- * item; byId: request id → own item; epochs: epochs in the order seen.
- */
 function roomView(name) {
   let r = state.rooms.get(name);
   if (!r) {
-    r = {
-      name, items: [], byKey: new Map(), byId: new Map(), epochs: [], unread: 0, members: [], count: 0, typing: new Map(),
-      oldest: 0, hasOlder: false, joining: false, firstPage: null, joinedAt: null,
-    };
+    r = newRoomView(name);
     state.rooms.set(name, r);
   }
   return r;
 }
 
-function epochIndex(r, epoch) {
-  let i = r.epochs.indexOf(epoch);
-  if (i < 0) i = r.epochs.push(epoch) - 1;
-  return i;
-}
-
-function sortItems(r) {
-  r.items.sort((a, b) => a.epochIdx - b.epochIdx || a.seq - b.seq);
-}
-
-/** addMessage puts a room message in place; an echo of our own send turns
- * its pending item into the real one. It returns whether the item is new. */
-function addMessage(r, m, epoch, id) {
-  const key = `${epoch}:${m.seq}`;
-  const known = r.byKey.get(key) ?? (id && r.byId.get(id));
-  const fields = { key, seq: m.seq, epochIdx: epochIndex(r, epoch), ts: m.ts, pending: false, failed: false };
-  if (known) {
-    Object.assign(known, fields);
-    r.byKey.set(key, known);
-    sortItems(r);
-    return false;
-  }
-  const it = { kind: 'msg', from: m.from, text: messageText(m.data), ...fields };
-  r.items.push(it);
-  r.byKey.set(key, it);
-  sortItems(r);
-  return true;
-}
-
-/** system adds a line such as "bob joined" after the room's newest message. */
+/** system adds a line such as "bob joined" to a room. */
 function system(room, text, tone = '') {
   const r = state.rooms.get(room);
   if (!r) return;
-  // After the newest message, or after the join point if history is still loading.
-  let at = r.items.findLast((it) => it.kind === 'msg' && !it.pending && !it.failed) ?? { epochIdx: 0, seq: 0 };
-  const j = r.joinedAt;
-  if (j && (j.epochIdx > at.epochIdx || (j.epochIdx === at.epochIdx && j.seq > at.seq))) at = j;
-  r.items.push({ kind: 'system', text, tone, ts: Date.now(), epochIdx: at.epochIdx, seq: at.seq + 0.5 });
-  sortItems(r);
+  addSystem(r, text, tone);
   if (room === state.current) renderRoom();
 }
 
@@ -225,8 +304,9 @@ function openRoom(name) {
   const r = roomView(name);
   state.current = name;
   r.unread = 0;
-  document.body.classList.remove('nav-open');
+  navOpen(false);
   renderAll(true);
+  scheduleSave();
   if (r.joining) return;
   r.joining = true;
   // The first page of history loads on the joined event (loadFirstPage).
@@ -249,6 +329,7 @@ function loadFirstPage({ room, seq, epoch }) {
       r.hasOlder = page.messages.length === PAGE;
       if (page.messages.length > 0) r.oldest = page.messages[0].seq;
       if (r.name === state.current) renderRoom(true);
+      scheduleSave();
     })
     .catch(() => (r.firstPage = null)); // retried on the next joined
 }
@@ -273,6 +354,7 @@ function leaveRoom() {
   state.rooms.delete(name);
   state.current = state.rooms.keys().next().value ?? null;
   renderAll(true);
+  scheduleSave();
 }
 
 function sendMessage(text) {
@@ -304,8 +386,12 @@ function queueSend(r, text, retry) {
     r.byKey.set(key, it);
     sortItems(r);
   }).catch((err) => {
-    Object.assign(it, { pending: false, failed: true, note: `Not delivered (${err.code}) · click to retry` });
-  }).finally(() => r.name === state.current && renderRoom());
+    Object.assign(it, { pending: false, failed: true, note: `Not delivered (${err.code}) · ` });
+  }).finally(() => {
+    if (r.name === state.current) renderRoom();
+    scheduleSave();
+  });
+  scheduleSave();
 }
 
 // ---- direct messages ----
@@ -325,10 +411,11 @@ function openDM(peer) {
   d.unread = 0;
   state.dmPeer = peer;
   document.body.classList.add('side-open');
-  document.body.classList.remove('nav-open');
+  navOpen(false);
   renderDMList();
   renderDM(true);
   renderTitle();
+  scheduleSave();
   $('dm-compose').focus();
 }
 
@@ -336,6 +423,7 @@ function closeDM() {
   state.dmPeer = null;
   renderDM();
   document.body.classList.remove('side-open');
+  scheduleSave();
 }
 
 function sendDM(text) {
@@ -350,7 +438,10 @@ function sendDM(text) {
       const why = err.code === 'offline' ? `${d.peer} is offline · not delivered` : `Not delivered (${err.code})`;
       Object.assign(it, { pending: false, failed: true, note: why });
     })
-    .finally(() => state.dmPeer === d.peer && renderDM());
+    .finally(() => {
+      if (state.dmPeer === d.peer) renderDM();
+      scheduleSave();
+    });
 }
 
 // ---- rendering ----
@@ -373,45 +464,38 @@ function renderStatus() {
   const s = state.status;
   $('conn').dataset.state = s.state;
   $('conn-mini').dataset.state = s.state;
+  const retry = retryLabel(s);
+  const pill = s.state !== 'offline' ? 'Retry' : retry;
   $('conn-retry').hidden = !(s.state === 'reconnecting' || s.state === 'offline');
-  $('conn-retry').textContent = s.state !== 'offline' ? 'Retry' : s.code === 4001 ? 'Sign in' : 'Reconnect';
+  $('conn-retry').textContent = pill;
+  $('banner').hidden = !state.down;
+  $('banner').dataset.state = s.state;
+  $('banner-retry').textContent = retry;
+  $('banner-retry').disabled = s.state === 'connecting';
+  document.body.classList.toggle('disconnected', state.down);
   clearInterval(state.tick);
   const show = () => {
     const t = statusText(s);
     $('conn-text').textContent = t;
     // The phone header repeats it, except while all is well.
     $('conn-mini-text').textContent = s.state === 'connected' ? '' : t;
+    $('banner-text').textContent = bannerText(s);
   };
   show();
   if (s.state === 'reconnecting') state.tick = setInterval(show, 250);
 }
 
-function statusText(s) {
-  switch (s.state) {
-    case 'connected':
-      return `Connected to ${s.node}`;
-    case 'connecting':
-      return s.attempt > 0 ? 'Reconnecting…' : 'Connecting…';
-    case 'reconnecting': {
-      const secs = Math.ceil((s.at - Date.now()) / 1000);
-      return secs > 0 ? `Reconnecting in ${secs} s` : 'Reconnecting…';
-    }
-    default:
-      return offlineText(s.code);
-  }
+/** retrySoon skips the wait of a scheduled reconnect: the tab is visible
+ * again, or the browser is back online, so the server may well be too. A
+ * client that stopped (an expired token, say) stays stopped. */
+function retrySoon() {
+  if (state.status.state === 'reconnecting') state.client?.reconnectNow();
 }
 
-function offlineText(code) {
-  switch (code) {
-    case 4001:
-      return 'Offline: session expired';
-    case 4003:
-      return 'Offline: disconnected by the server';
-    case 1008:
-      return 'Offline: too many messages';
-    default:
-      return 'Offline';
-  }
+function retryClicked() {
+  // An expired token cannot reconnect: sign in again instead.
+  if (state.status.code === 4001) signOut();
+  else state.client?.reconnectNow();
 }
 
 function renderRoomList() {
@@ -437,7 +521,8 @@ function renderRoom(scrollDown = false) {
   $('empty-room').textContent = r ? 'No messages yet. Say hello!' : 'Join or create a room to start chatting.';
   $('empty-room').hidden = r?.items.some((it) => it.kind === 'msg') ?? false;
   $('load-older').hidden = !r?.hasOlder;
-  stickToBottom($('scroller'), () => renderItems($('messages'), r ? r.items : [], state.me), scrollDown);
+  const pendingText = state.down ? 'Pending · sent when the connection is back' : 'Sending…';
+  stickToBottom($('scroller'), () => renderItems($('messages'), r ? r.items : [], state.me, { pendingText }), scrollDown);
   renderTyping();
 }
 
@@ -452,8 +537,12 @@ function renderMembers() {
   // In a large room the list is the members read so far: the count is the
   // room's, and the rest are paged in on demand.
   const count = r ? Math.max(r.count, members.length) : 0;
+  // While disconnected the list is the last one known: say so.
+  const label = `${count} online${state.down ? ', as last known' : ''}`;
   $('member-count').textContent = String(count);
-  $('people-count').textContent = `· ${count}`;
+  $('open-people').title = label;
+  $('open-people').setAttribute('aria-label', `Members: ${label}`);
+  $('people-count').textContent = `· ${count}${state.down ? ' · last known' : ''}`;
   const items = members.map((u) => {
     const me = u === state.me;
     return el('li', {},
@@ -464,7 +553,7 @@ function renderMembers() {
       },
       avatar(el('span'), u),
       el('span', { className: 'label', text: u }),
-      me ? el('span', { className: 'muted', text: 'you' }) : el('span', { className: 'dot ok', attrs: { 'aria-label': 'online' } })));
+      me ? el('span', { className: 'muted', text: 'you' }) : el('span', { className: 'dot ok', attrs: { role: 'img', 'aria-label': state.down ? 'online when last known' : 'online' } })));
   });
   if (count > members.length) {
     items.push(el('li', {},
@@ -488,7 +577,7 @@ function renderDMList() {
       },
       avatar(el('span'), d.peer),
       el('span', { className: 'label', text: d.peer }),
-      d.unread > 0 ? el('span', { className: 'badge', text: String(d.unread) }) : null)));
+      d.unread > 0 ? el('span', { className: 'badge', text: String(d.unread), attrs: { 'aria-label': `${d.unread} unread` } }) : null)));
   $('dm-list').replaceChildren(...items);
   $('dm-empty').hidden = items.length > 0;
 }
@@ -502,7 +591,8 @@ function renderDM(scrollDown = false) {
   $('dm-title').textContent = d.peer;
   avatar($('dm-avatar'), d.peer);
   $('dm-compose').placeholder = `Message ${d.peer}`;
-  stickToBottom($('dm-scroller'), () => renderItems($('dm-messages'), d.items, state.me, { compact: true }), scrollDown);
+  const pendingText = state.down ? 'Pending · sent when the connection is back' : 'Sending…';
+  stickToBottom($('dm-scroller'), () => renderItems($('dm-messages'), d.items, state.me, { compact: true, pendingText }), scrollDown);
 }
 
 function renderTitle() {
@@ -510,6 +600,10 @@ function renderTitle() {
   for (const r of state.rooms.values()) n += r.unread;
   for (const d of state.dms.values()) n += d.unread;
   document.title = n > 0 ? `(${n}) Switchboard` : 'Switchboard';
+  // On a phone the lists hide behind the menu button: it carries the count.
+  $('nav-badge').textContent = String(n);
+  $('nav-badge').hidden = n === 0;
+  $('open-nav').setAttribute('aria-label', n > 0 ? `Menu, ${n} unread` : 'Menu');
 }
 
 /** announce tells screen readers about a new message. */
@@ -519,6 +613,15 @@ function announce(text) {
 
 function plural(n, word) {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** navOpen opens or closes the room list drawer of narrow screens; an
+ * opened drawer takes the focus, so that keyboard users land in it. */
+function navOpen(on) {
+  const was = document.body.classList.contains('nav-open');
+  document.body.classList.toggle('nav-open', on);
+  $('open-nav').setAttribute('aria-expanded', String(on));
+  if (on && !was) ($('sidebar').querySelector('.nav-item.active') ?? $('join-room')).focus();
 }
 
 // ---- input ----
@@ -569,23 +672,31 @@ function initApp() {
   $('load-older').addEventListener('click', loadOlder);
   $('leave-room').addEventListener('click', leaveRoom);
   $('sign-out').addEventListener('click', signOut);
-  $('conn-retry').addEventListener('click', () => {
-    // An expired token cannot reconnect: sign in again instead.
-    if (state.status.code === 4001) signOut();
-    else state.client?.reconnectNow();
-  });
+  $('conn-retry').addEventListener('click', retryClicked);
+  $('banner-retry').addEventListener('click', retryClicked);
   $('dm-close').addEventListener('click', closeDM);
-  $('open-nav').addEventListener('click', () => document.body.classList.toggle('nav-open'));
+  $('open-nav').addEventListener('click', () => navOpen(!document.body.classList.contains('nav-open')));
   $('open-people').addEventListener('click', () => document.body.classList.toggle('side-open'));
   for (const b of document.querySelectorAll('.close-side')) b.addEventListener('click', () => document.body.classList.remove('side-open'));
-  $('scrim').addEventListener('click', () => document.body.classList.remove('nav-open', 'side-open'));
+  $('scrim').addEventListener('click', () => {
+    navOpen(false);
+    document.body.classList.remove('side-open');
+  });
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'Escape') return;
     if (state.dmPeer) closeDM();
-    document.body.classList.remove('nav-open', 'side-open');
+    document.body.classList.remove('side-open');
+    if (document.body.classList.contains('nav-open')) {
+      navOpen(false);
+      $('open-nav').focus();
+    }
   });
   document.addEventListener('visibilitychange', () => {
-    if (document.hidden) return;
+    if (document.hidden) {
+      saveNow();
+      return;
+    }
+    retrySoon();
     const r = state.rooms.get(state.current);
     if (r) r.unread = 0;
     if (state.dmPeer) dmView(state.dmPeer).unread = 0;
@@ -593,8 +704,10 @@ function initApp() {
     renderDMList();
     renderTitle();
   });
-  window.addEventListener('online', () => state.client?.reconnectNow());
+  window.addEventListener('online', retrySoon);
+  window.addEventListener('pagehide', saveNow);
 }
 
 initLogin();
 initApp();
+resume();

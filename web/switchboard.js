@@ -15,7 +15,7 @@ import { Outbox, RESEND_WINDOW_MS } from './lib/outbox.js';
 import { Reads, READ_INTERVAL_MS } from './lib/reads.js';
 import { Rooms } from './lib/rooms.js';
 
-export { backoffDelay, reconnectPlan, TokenBucket } from './lib/backoff.js';
+export { backoffDelay, PROBE_AFTER, probeDue, reconnectPlan, TokenBucket } from './lib/backoff.js';
 export { Connection } from './lib/connection.js';
 export { SwitchboardError } from './lib/errors.js';
 export { idGenerator, parseFrames, splitFrames } from './lib/frames.js';
@@ -45,6 +45,8 @@ const USER_RE = /^[A-Za-z0-9_.-]{1,32}$/;
  * @property {number} [typingIntervalMs=2000]  typing frames per room at most this often
  * @property {number} [resendWindowMs]  see Outbox: 4 minutes
  * @property {number} [readIntervalMs=250]  read reports per room at most this often
+ * @property {number} [probeAfter=3]  ask over HTTP why the socket closed before it opened only
+ *           after this many such closes in a row (then after 2×, 4× … as many): see probeDue
  */
 const DEFAULTS = {
   requestTimeoutMs: 10000,
@@ -57,6 +59,7 @@ const DEFAULTS = {
   typingIntervalMs: 2000,
   resendWindowMs: RESEND_WINDOW_MS,
   readIntervalMs: READ_INTERVAL_MS,
+  probeAfter: 3,
 };
 
 /**
@@ -342,11 +345,24 @@ export class Client {
    * the room's last message, so history(room, {before: seq + 1}) loads what
    * came before. After a reconnect the room is rejoined by itself,
    * recovering missed messages. Offline, the join waits for the connection.
+   * With opts {since, epoch} (from position(), kept by an earlier client,
+   * e.g. across a page reload) the first join recovers too: the messages
+   * after since arrive as message events with source "recovery", or, when
+   * the server cannot replay them, from history with a resync event.
+   * @param {string} room
+   * @param {{since?: number, epoch?: string}} [opts]
    * @returns {Promise<{room: string, members: string[], seq: number, epoch: string}>}
    */
-  join(room) {
+  join(room, opts = {}) {
     if (this.closed) return Promise.reject(new SwitchboardError('closed', 'client closed'));
-    return this.rooms.join(room);
+    return this.rooms.join(room, opts);
+  }
+
+  /** position returns {since, epoch} for a joined room: the stream position
+   * to pass to a later join(room, position) so that it resumes where this
+   * one stands. Undefined before the room's first joined. */
+  position(room) {
+    return this.rooms.position(room);
   }
 
   /** leave exits a room: no more rejoins, its queued sends fail with

@@ -55,9 +55,10 @@ const GROUP_MS = 5 * 60 * 1000;
  * such, system lines and day dividers in between.
  *
  * Item: {kind: "msg", from, text, ts, pending?, failed?, note?, key} or
- * {kind: "system", text, ts}.
+ * {kind: "system", text, ts}. pendingText is the note under a pending
+ * message.
  */
-export function renderItems(list, items, me, { compact = false } = {}) {
+export function renderItems(list, items, me, { compact = false, pendingText = 'Sending…' } = {}) {
   const out = [];
   let prev = null;
   let day = '';
@@ -74,13 +75,13 @@ export function renderItems(list, items, me, { compact = false } = {}) {
       continue;
     }
     const grouped = prev && prev.from === it.from && it.ts - prev.ts < GROUP_MS;
-    out.push(messageRow(it, me, grouped, compact));
+    out.push(messageRow(it, me, grouped, compact, pendingText));
     prev = it;
   }
   list.replaceChildren(...out);
 }
 
-function messageRow(it, me, grouped, compact) {
+function messageRow(it, me, grouped, compact, pendingText) {
   const mine = it.from === me;
   const cls = ['msg', mine ? 'mine' : 'theirs', grouped ? 'cont' : 'first'];
   if (it.pending) cls.push('pending');
@@ -98,8 +99,13 @@ function messageRow(it, me, grouped, compact) {
   const bubble = el('div', { className: 'bubble text', text: it.text });
   if (it.ts) bubble.title = new Date(it.ts).toLocaleString();
   body.append(bubble);
-  if (it.pending) body.append(el('div', { className: 'status', text: 'Sending…' }));
-  if (it.failed) body.append(el('div', { className: 'status', text: it.note || 'Not delivered' }));
+  if (it.pending) body.append(el('div', { className: 'status', text: pendingText }));
+  if (it.failed) {
+    body.append(el('div', { className: 'status' }, it.note || 'Not delivered',
+      // The room list retries on a click anywhere on the row; the button
+      // makes that reachable from the keyboard.
+      compact ? null : el('button', { className: 'link retry', text: 'Retry', attrs: { type: 'button' } })));
+  }
   li.append(body);
   return li;
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-//go:embed index.html app.js view.js style.css switchboard.js lib/*.js
+//go:embed index.html app.js view.js conversation.js status.js store.js style.css switchboard.js lib/*.js
 var files embed.FS
 
 // asset is one embedded file, with the ETag of its content.

@@ -51,7 +51,7 @@ type benchConfig struct {
 // runBench implements `switchboard bench`: it loads a running server (or
 // Centrifugo) and reports what it measured on stdout.
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseBenchConfig(args, getenv, stderr)
+	cfg, err := parseBenchConfig(args, getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -83,10 +83,10 @@ func benchDeadline(cfg benchConfig) time.Duration {
 }
 
 // parseBenchConfig reads the bench flags; every error is a usage error.
-func parseBenchConfig(args []string, getenv func(string) string, stderr io.Writer) (benchConfig, error) {
+// --help prints the usage to stdout.
+func parseBenchConfig(args []string, getenv func(string) string, stdout io.Writer) (benchConfig, error) {
 	var c benchConfig
 	fs := flag.NewFlagSet("switchboard bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	urls := fs.String("url", "ws://127.0.0.1:8080", "comma-separated node URLs (ws://, wss://, http:// or https://, host and port only); connections go round-robin over them")
 	fs.StringVar(&c.Target, "target", "switchboard", "server under test: switchboard (protocol v1) or centrifugo (v6 JSON protocol, channels bench:<room>)")
 	fs.StringVar(&c.Mode, "mode", "fanout", "fanout: subscribers receive published messages; idle: connect, hold, measure memory, leave")
@@ -118,27 +118,21 @@ func parseBenchConfig(args []string, getenv func(string) string, stderr io.Write
 			"above --conns, an --api-key for the api publisher, and `ulimit -n` above --conns.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, err
-		}
-		return c, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("%w: bench: unexpected argument %q", errUsage, fs.Arg(0))
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return c, err
 	}
 	if c.APIKey == "" {
 		c.APIKey = getenv(envName("api-key"))
 	}
 	var err error
 	if c.URLs, err = parseBenchURLs(*urls, c.AllowRemote); err != nil {
-		return c, fmt.Errorf("%w: bench: --url: %v", errUsage, err)
+		return c, usageErr("bench: --url: %v", err)
 	}
 	if c.PIDs, err = parsePIDs(*pids); err != nil {
-		return c, fmt.Errorf("%w: bench: --pid: %v", errUsage, err)
+		return c, usageErr("bench: --pid: %v", err)
 	}
 	if err := c.validate(); err != nil {
-		return c, fmt.Errorf("%w: bench: %v", errUsage, err)
+		return c, usageErr("bench: %v", err)
 	}
 	return c, nil
 }

@@ -32,7 +32,7 @@ func benchRun(ctx context.Context, cfg benchConfig, out io.Writer) (*benchResult
 	res.Nofile = raiseNofile()
 	base, err := sampleProcs(cfg.PIDs)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bench: --pid: %v", errUsage, err)
+		return nil, usageErr("bench: --pid: %v", err)
 	}
 	var tokens *tokenAuth
 	if cfg.TokenSecret != "" {

@@ -111,15 +111,15 @@ func TestBenchUsage(t *testing.T) {
 			t.Errorf("bench %v = %v, want a one-line usage error", args, err)
 		}
 	}
-	var stderr bytes.Buffer
-	err := run(context.Background(), []string{"bench", "--help"}, func(string) string { return "" }, io.Discard, &stderr)
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--help"}, func(string) string { return "" }, &stdout, io.Discard)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("--help = %v", err)
 	}
 	for _, f := range []string{"url", "target", "mode", "conns", "rooms", "messages", "rate", "size", "publisher", "api-key",
 		"token-secret", "workers", "dial-concurrency", "publish-timeout", "join-timeout", "drain", "hold", "join", "pid",
 		"json", "allow-remote", "progress"} {
-		if !strings.Contains(stderr.String(), "-"+f+" ") && !strings.Contains(stderr.String(), "-"+f+"\n") {
+		if !strings.Contains(stdout.String(), "-"+f+" ") && !strings.Contains(stdout.String(), "-"+f+"\n") {
 			t.Errorf("--help does not document --%s", f)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -56,20 +57,18 @@ type config struct {
 // /readyz within seconds, and a stop grace period must outlast the delay.
 const maxDrainDelay = 5 * time.Minute
 
-// errUsage marks a configuration error: main exits with code 2.
-var errUsage = errors.New("usage")
-
 // envPrefix is the prefix of every environment variable; each flag --foo-bar
 // has the twin SWITCHBOARD_FOO_BAR. A flag given on the command line wins.
 const envPrefix = "SWITCHBOARD_"
 
-// parseConfig reads flags from args and their twins from getenv.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+// parseConfig reads flags from args and their twins from getenv. --help
+// prints the usage to stdout and returns flag.ErrHelp; a bad value is a
+// one-line usage error (see parseFlags).
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
 	c := config{HTTP: defaultHTTPLimits}
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", ":8080", "listen address")
-	fs.StringVar(&c.NodeID, "node-id", "", "this node's name (default: hostname + random suffix)")
+	fs.StringVar(&c.NodeID, "node-id", "", "this node's name, shown in welcome frames and logs; unique in a cluster (default: the hostname; with Redis, hostname-PORT when a live node already has the hostname)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "", "log format: console or json (default: console on a terminal, json otherwise)")
 	fs.IntVar(&c.RateLimit, "rate-limit", 20, "client frames per second per connection, sustained (burst twice that); 0 disables")
@@ -110,26 +109,21 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	})
 	fs.Usage = func() { usage(fs) }
 
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, err
-		}
-		return c, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return c, err
 	}
 	if err := applyEnv(fs, getenv); err != nil {
 		return c, err
 	}
 	if err := c.validate(); err != nil {
-		return c, fmt.Errorf("%w: %v", errUsage, err)
+		return c, usageErr("%v", err)
 	}
 	return c, nil
 }
 
 // applyEnv sets every flag not given on the command line from its
-// environment twin, through the flag's own parser.
+// environment twin, through the flag's own parser. A bad value is a
+// one-line usage error naming the variable.
 func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -140,7 +134,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 			return
 		}
 		if e := fs.Set(f.Name, v); e != nil {
-			err = fmt.Errorf("%w: %s=%q: %v", errUsage, envName(f.Name), v, e)
+			err = usageErr("%v (see switchboard --help)", badValue(envName(f.Name), v, f.Value, e))
 		}
 	})
 	return err
@@ -153,43 +147,59 @@ func envName(flagName string) string {
 func (c *config) validate() error {
 	switch {
 	case c.RateLimit < 0:
-		return errors.New("rate-limit must be 0 or more")
+		return errors.New("--rate-limit must be 0 or more")
 	case c.RateLimitBytes < 0:
-		return errors.New("rate-limit-bytes must be 0 or more")
+		return errors.New("--rate-limit-bytes must be 0 or more")
 	case c.MaxFrame < 256:
-		return errors.New("max-frame must be at least 256")
+		return errors.New("--max-frame must be at least 256")
 	case c.QueueBytes < c.MaxFrame:
-		return errors.New("queue-bytes must be at least max-frame")
+		return errors.New("--queue-bytes must be at least --max-frame")
 	case c.HistorySize < 1 || c.HistorySize > 100000:
-		return errors.New("history-size must be 1-100000")
+		return errors.New("--history-size must be 1-100000")
 	case c.WriteDelay < 0 || c.WriteDelay > 50*time.Millisecond:
-		return errors.New("write-delay must be 0-50ms")
+		return errors.New("--write-delay must be 0-50ms")
 	case c.HistoryMaxBytes < c.MaxFrame:
-		return errors.New("history-max-bytes must be at least max-frame")
+		return errors.New("--history-max-bytes must be at least --max-frame")
 	case c.HistoryTTL < time.Second:
-		return errors.New("history-ttl must be at least 1s")
+		return errors.New("--history-ttl must be at least 1s")
 	case c.PresenceTTL < time.Second:
-		return errors.New("presence-ttl must be at least 1s")
+		return errors.New("--presence-ttl must be at least 1s")
 	case c.ShutdownTimeout <= 0:
-		return errors.New("shutdown-timeout must be positive")
+		return errors.New("--shutdown-timeout must be positive")
 	case c.DrainDelay < 0 || c.DrainDelay > maxDrainDelay:
-		return errors.New("drain-delay must be 0-5m")
+		return errors.New("--drain-delay must be 0-5m")
 	case c.DrainRate < 1:
-		return errors.New("drain-rate must be at least 1")
+		return errors.New("--drain-rate must be at least 1")
 	case c.LogFormat != "" && c.LogFormat != "console" && c.LogFormat != "json":
-		return errors.New("log-format must be console or json")
+		return errors.New("--log-format must be console or json")
 	case c.JWTSecret != "" && len(c.JWTSecret) < minSecretLen:
-		return fmt.Errorf("jwt-secret must be at least %d bytes", minSecretLen)
+		return fmt.Errorf("--jwt-secret must be at least %d bytes", minSecretLen)
 	case c.MaxConnections < 0 || c.MaxConnectionsIP < 0:
-		return errors.New("max-connections and max-connections-per-ip must be 0 or more")
+		return errors.New("--max-connections and --max-connections-per-ip must be 0 or more")
 	case c.MaxRoomsPerClient < 1:
-		return errors.New("max-rooms must be at least 1")
+		return errors.New("--max-rooms must be at least 1")
+	case c.RedisCluster && c.RedisURL == "":
+		return errors.New("--redis-cluster needs --redis-url")
 	case c.WebhookURL == "" && (c.WebhookSecret != "" || len(c.WebhookEvents) > 0):
-		return errors.New("webhook-secret and webhook-events need webhook-url")
+		return errors.New("--webhook-secret and --webhook-events need --webhook-url")
 	case c.WebhookURL != "":
 		if err := c.webhookConfig().Validate(); err != nil {
-			return fmt.Errorf("webhook: %v", err)
+			return fmt.Errorf("--webhook-url: %v", err)
 		}
+	}
+	return c.validateEndpoints()
+}
+
+// validateEndpoints checks the forms of the listen addresses and the Redis
+// URL; whether they can be used shows when the server starts.
+func (c *config) validateEndpoints() error {
+	for _, a := range []struct{ flag, addr string }{{"addr", c.Addr}, {"pprof-addr", c.PprofAddr}, {"metrics-addr", c.MetricsAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); a.addr != "" && err != nil {
+			return fmt.Errorf("--%s %q: want host:port or :port, like :8080 or 127.0.0.1:9000", a.flag, a.addr)
+		}
+	}
+	if err := checkRedisURL(c.RedisURL, c.RedisCluster); err != nil {
+		return fmt.Errorf("--redis-url: %v", err)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,23 +14,19 @@ import (
 // /readyz and returns nil on 200, an error otherwise, so that a container
 // healthcheck needs no shell or curl in the image. The default URL is this
 // host's /readyz on the port of $SWITCHBOARD_ADDR (8080 without it).
-func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("switchboard healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	url := fs.String("url", healthcheckURL(getenv(envName("addr"))), "URL that must answer 200")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: switchboard healthcheck [--url http://127.0.0.1:8080/readyz] [--timeout 3s]\n\nExits 0 when the URL answers 200, 1 otherwise.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if *timeout <= 0 {
-		return fmt.Errorf("%w: --timeout must be positive", errUsage)
+		return usageErr("--timeout must be positive")
 	}
 	return checkHealth(ctx, *url, *timeout)
 }

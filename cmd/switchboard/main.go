@@ -3,13 +3,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -30,6 +28,7 @@ import (
 )
 
 func main() {
+	zerolog.DurationFieldUnit = time.Millisecond // zerolog's default; every Dur field is named *_ms
 	ctx, stop := signalContext()
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
@@ -95,15 +94,15 @@ func (drainRequest) Error() string { return "drain requested" }
 // otherwise.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "token" {
-		return runToken(args[1:], getenv, stdout, stderr)
+		return runToken(args[1:], getenv, stdout)
 	}
 	if len(args) > 0 && args[0] == "healthcheck" {
-		return runHealthcheck(ctx, args[1:], getenv, stderr)
+		return runHealthcheck(ctx, args[1:], getenv, stdout)
 	}
 	if len(args) > 0 && args[0] == "bench" {
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	}
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -120,9 +119,11 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.NodeID == "" {
-		cfg.NodeID = defaultNodeID()
+	ln, err := listen(cfg.Addr, "addr")
+	if err != nil {
+		return err
 	}
+	cfg.NodeID = nodeID(ctx, cfg, ln.Addr(), log)
 	log = log.With().Str("node", cfg.NodeID).Logger()
 
 	var h *hub.Hub
@@ -132,10 +133,12 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	}
 	broker, presence, err := newBroker(cfg, nodeInfo, log)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	hooks, err := newWebhooks(cfg, broker, log)
 	if err != nil {
+		ln.Close()
 		broker.Close(context.Background())
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -154,6 +157,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	// sessions: not until ctx, which ends when shutdown begins.
 	if err := h.Start(context.WithoutCancel(ctx)); err != nil {
 		closeWebhooks(context.Background(), hooks, log)
+		ln.Close()
 		broker.Close(context.Background())
 		return fmt.Errorf("start hub: %w", err)
 	}
@@ -176,13 +180,6 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		mainMetrics = m.handler(log)
 	}
 	srv := newHTTPServer(routes(h, broker, ws, &draining, mainMetrics, cfg, log), cfg.HTTP, log)
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		closeWebhooks(context.Background(), hooks, log)
-		broker.Close(context.Background())
-		return fmt.Errorf("%w: listen: %v", errUsage, err)
-	}
-	log.Info().Str("addr", ln.Addr().String()).Str("broker", brokerName(cfg)).Msg("listening")
 	for _, side := range sideListeners(cfg, m, log) {
 		sctx, stopSide := context.WithCancel(context.Background())
 		stopped, err := serveAside(sctx, side, log)
@@ -195,6 +192,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		}
 		defer func() { stopSide(); <-stopped }()
 	}
+	logListening(log, cfg, ln.Addr())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -230,7 +228,7 @@ var closeNow = closePlan{protocol.CloseGoingAway, "server shutting down", hub.Pa
 // req.hurry ends the delay early.
 func awaitDrain(req drainRequest, cfg config, log zerolog.Logger) closePlan {
 	if cfg.DrainDelay > 0 {
-		log.Info().Dur("delay", cfg.DrainDelay).Msg("draining: /readyz fails and new connections are refused until the delay is over")
+		log.Info().Dur("delay_ms", cfg.DrainDelay).Msg("draining: /readyz fails and new connections are refused until the delay is over")
 		delay := time.NewTimer(cfg.DrainDelay)
 		defer delay.Stop()
 		select {
@@ -291,23 +289,13 @@ func shutdown(srv *http.Server, h *hub.Hub, hooks *webhook.Dispatcher, broker hu
 // newBroker returns the in-memory broker, or the Redis one when a Redis URL
 // is configured.
 func newBroker(cfg config, nodeInfo func() []byte, log zerolog.Logger) (hub.Broker, hub.Presence, error) {
-	if cfg.RedisCluster && cfg.RedisURL == "" {
-		return nil, nil, fmt.Errorf("%w: redis-cluster needs redis-url", errUsage)
-	}
 	if cfg.RedisURL != "" {
 		redis.SetLogger(redisLogger{log})
-		b, err := redisbroker.New(redisbroker.Config{
-			URL:             cfg.RedisURL,
-			Cluster:         cfg.RedisCluster,
-			NodeID:          cfg.NodeID,
-			HistorySize:     cfg.HistorySize,
-			HistoryMaxBytes: cfg.HistoryMaxBytes,
-			HistoryTTL:      cfg.HistoryTTL,
-			PresenceTTL:     cfg.PresenceTTL,
-			NodeInfo:        nodeInfo,
-		}, log)
+		rcfg := redisConfig(cfg)
+		rcfg.NodeInfo = nodeInfo
+		b, err := redisbroker.New(rcfg, log)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: redis-url: %v", errUsage, err)
+			return nil, nil, usageErr("%v", err)
 		}
 		return b, b, nil
 	}
@@ -319,6 +307,20 @@ func newBroker(cfg config, nodeInfo func() []byte, log zerolog.Logger) (hub.Brok
 	return b, memorybroker.NewPresence(b), nil
 }
 
+// redisConfig is the Redis broker's configuration from cfg, without
+// NodeInfo.
+func redisConfig(cfg config) redisbroker.Config {
+	return redisbroker.Config{
+		URL:             cfg.RedisURL,
+		Cluster:         cfg.RedisCluster,
+		NodeID:          cfg.NodeID,
+		HistorySize:     cfg.HistorySize,
+		HistoryMaxBytes: cfg.HistoryMaxBytes,
+		HistoryTTL:      cfg.HistoryTTL,
+		PresenceTTL:     cfg.PresenceTTL,
+	}
+}
+
 func brokerName(cfg config) string {
 	if cfg.RedisURL != "" {
 		return "redis"
@@ -326,31 +328,26 @@ func brokerName(cfg config) string {
 	return "memory"
 }
 
+// newLogger returns the server's logger, writing to stderr: JSON lines, or
+// zerolog's console format (the default on a terminal), coloured only on a
+// terminal. Durations are logged in milliseconds, in fields named *_ms.
 func newLogger(cfg config, stderr io.Writer) (zerolog.Logger, error) {
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil || cfg.LogLevel == "" {
-		return zerolog.Logger{}, fmt.Errorf("%w: log-level must be debug, info, warn or error", errUsage)
+		return zerolog.Logger{}, usageErr("--log-level must be debug, info, warn or error")
 	}
+	f, ok := stderr.(*os.File)
+	terminal := ok && isTerminal(f)
 	format := cfg.LogFormat
 	if format == "" {
 		format = "json"
-		if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+		if terminal {
 			format = "console"
 		}
 	}
 	w := stderr
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly, NoColor: !terminal}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
-}
-
-func defaultNodeID() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "node"
-	}
-	var b [2]byte
-	rand.Read(b[:])
-	return fmt.Sprintf("%s-%x", host, b)
 }

@@ -202,14 +202,14 @@ func TestConfigFlagWinsOverEnv(t *testing.T) {
 }
 
 func TestHelpListsEnvTwins(t *testing.T) {
-	var stderr bytes.Buffer
-	_, err := parseConfig([]string{"--help"}, func(string) string { return "" }, &stderr)
+	var stdout bytes.Buffer
+	_, err := parseConfig([]string{"--help"}, func(string) string { return "" }, &stdout)
 	if err == nil {
 		t.Fatal("--help returned no error")
 	}
 	for _, want := range []string{"SWITCHBOARD_ADDR", "SWITCHBOARD_NODE_ID", "SWITCHBOARD_RATE_LIMIT", "SWITCHBOARD_QUEUE_BYTES", "SWITCHBOARD_HISTORY_SIZE",
 		"SWITCHBOARD_RATE_LIMIT_BYTES", "SWITCHBOARD_TRUSTED_PROXIES", "SWITCHBOARD_HISTORY_MAX_BYTES"} {
-		if !strings.Contains(stderr.String(), want) {
+		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("--help does not mention %s", want)
 		}
 	}

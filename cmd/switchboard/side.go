@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -47,9 +45,9 @@ func sideListeners(cfg config, m *metrics, log zerolog.Logger) []sideListener {
 // returns once the listener is open; stopped is closed when it has shut
 // down.
 func serveAside(ctx context.Context, side sideListener, log zerolog.Logger) (stopped <-chan struct{}, err error) {
-	ln, err := net.Listen("tcp", side.addr)
+	ln, err := listen(side.addr, side.flag)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", errUsage, side.flag, err)
+		return nil, err
 	}
 	srv := &http.Server{Handler: side.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	done := make(chan struct{})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,9 +12,8 @@ import (
 
 // runToken implements `switchboard token`: it prints a JWT signed with the
 // configured secret, for trying auth from wscat or curl.
-func runToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func runToken(args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("switchboard token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	secret := fs.String("jwt-secret", "", "signing secret (default $"+envName("jwt-secret")+")")
 	user := fs.String("user", "", "user name, the token's sub (required)")
 	name := fs.String("name", "", "display name")
@@ -26,30 +24,27 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 		fmt.Fprintf(fs.Output(), "Usage: switchboard token --user NAME [--rooms 'team-*,lobby'] [--dm 'bob,support-*'] [--ttl 1h]\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
 	}
 	if *secret == "" {
 		*secret = getenv(envName("jwt-secret"))
 	}
 	switch {
 	case len(*secret) < minSecretLen:
-		return fmt.Errorf("%w: token needs --jwt-secret or $%s of at least %d bytes", errUsage, envName("jwt-secret"), minSecretLen)
+		return usageErr("token needs --jwt-secret or $%s of at least %d bytes", envName("jwt-secret"), minSecretLen)
 	case !protocol.ValidUser(*user):
-		return fmt.Errorf("%w: --user must be 1-32 of A-Z a-z 0-9 _ . -", errUsage)
+		return usageErr("--user must be 1-32 of A-Z a-z 0-9 _ . -")
 	case *ttl <= 0:
-		return fmt.Errorf("%w: --ttl must be positive", errUsage)
+		return usageErr("--ttl must be positive")
 	}
 	roomGlobs, err := globList(*rooms, "room", protocol.ValidRoom)
 	if err != nil {
-		return fmt.Errorf("%w: --rooms: %v", errUsage, err)
+		return usageErr("--rooms: %v", err)
 	}
 	dmGlobs, err := globList(*dm, "user", protocol.ValidUser)
 	if err != nil {
-		return fmt.Errorf("%w: --dm: %v", errUsage, err)
+		return usageErr("--dm: %v", err)
 	}
 	token, err := tokenAuth{secret: []byte(*secret)}.mint(*user, *name, roomGlobs, dmGlobs, *ttl)
 	if err != nil {

@@ -83,7 +83,7 @@ func (b *Broker) noteBacklog(n int, full bool) bool {
 	switch {
 	case !full && n >= b.opt.channelSize-1:
 		b.stats.backlogged.Add(1)
-		b.log.Warn().Int("buffered", n).Dur("drop_after", b.opt.channelSendTimeout).
+		b.log.Warn().Int("buffered", n).Dur("drop_after_ms", b.opt.channelSendTimeout).
 			Msg("receive buffer full: pub/sub messages may be dropped; publications will be repaired from history")
 		return true
 	case full && n < b.opt.channelSize/2:

@@ -2,6 +2,7 @@ package redisbroker
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/redis/go-redis/v9"
@@ -27,6 +28,37 @@ func (b *Broker) heartbeat(ctx context.Context) {
 	if err != nil {
 		b.log.Warn().Err(err).Msg("node heartbeat failed")
 	}
+}
+
+// ClaimNodeID registers id in the node registry of the Redis cfg names
+// (URL, Cluster, KeyPrefix, PresenceTTL, OpTimeout; cfg.NodeID is not
+// used), unless a live node has registered it already, and reports whether
+// it did. The check and the registration are one step: of two processes
+// that claim one id at once, one gets it. A process claims its node id
+// before New, to choose one no other live node has (two processes on one
+// host); the entry lasts PresenceTTL, renewed from the broker's first
+// heartbeat on, and NodeInfos lists it from then.
+func ClaimNodeID(ctx context.Context, cfg Config, id string) (bool, error) {
+	cfg.NodeID = id
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return false, fmt.Errorf("redisbroker: %w", err)
+	}
+	client, err := newClient(cfg)
+	if err != nil {
+		return false, fmt.Errorf("redisbroker: %w", err)
+	}
+	defer client.Close()
+	keys := &Broker{cfg: cfg} // names the keys only
+	ctx, cancel := context.WithTimeout(ctx, cfg.OpTimeout)
+	defer cancel()
+	n, err := registryScript.Run(ctx, client, []string{keys.registryKey()},
+		"claim", id, ms(cfg.PresenceTTL),
+	).Int()
+	if err != nil {
+		return false, wrap("claim node id", err)
+	}
+	return n == 1, nil
 }
 
 // deregister removes the node from the registry (best effort: its entry

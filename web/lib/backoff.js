@@ -76,6 +76,30 @@ export function reconnectPlan(code) {
   }
 }
 
+/** Default number of consecutive refused connections before the client
+ * asks over HTTP why (see probeDue). */
+export const PROBE_AFTER = 3;
+
+/**
+ * probeDue reports whether the client should ask over HTTP why its
+ * WebSocket closed before it opened, after `failures` such closes in a row
+ * (1, 2, …): at the `after`-th, then at twice, four times … that number
+ * (3, 6, 12, 24 … by default). A browser logs every failed request to the
+ * console, and in an ordinary outage (the server down or restarting) the
+ * answer is always "nothing there"; a refusal that retrying cannot cure (a
+ * bad name, an expired token) still comes to light within a few attempts.
+ *
+ * @param {number} failures  consecutive closes before open, 1 for the first
+ * @param {number} [after]   default PROBE_AFTER; 1 probes at 1, 2, 4, 8 …
+ * @returns {boolean}
+ */
+export function probeDue(failures, after = PROBE_AFTER) {
+  const n = Math.max(1, Math.floor(after));
+  if (!Number.isSafeInteger(failures) || failures < n || failures % n !== 0) return false;
+  const k = failures / n;
+  return (k & (k - 1)) === 0;
+}
+
 /**
  * TokenBucket paces outbound frames below the server's per-connection rate
  * limit (20 frames/s, burst 40 by default), so that rejoining many rooms and

@@ -1,7 +1,7 @@
 // Connection: one WebSocket at a time, reconnected with backoff, with paced
 // writes. It knows nothing of the protocol's frames beyond text.
 
-import { backoffDelay, reconnectPlan, restartDelay, TokenBucket } from './backoff.js';
+import { backoffDelay, probeDue, reconnectPlan, restartDelay, TokenBucket } from './backoff.js';
 
 const OPEN = 1; // WebSocket.OPEN, the same in browsers and the ws package
 
@@ -22,7 +22,7 @@ const OPEN = 1; // WebSocket.OPEN, the same in browsers and the ws package
 export class Connection {
   /**
    * @param {{WebSocket: Function, url: () => string, connectTimeoutMs: number,
-   *          backoff?: object, stableMs: number, rate?: object}} opts
+   *          backoff?: object, stableMs: number, rate?: object, probeAfter?: number}} opts
    * @param {{onText: Function, onLost: Function, onStatus: Function}} handlers
    */
   constructor(opts, handlers) {
@@ -31,6 +31,7 @@ export class Connection {
     this.ws = null;
     this.gen = 0; // bumps when a socket is abandoned: its late events are ignored
     this.attempt = 0;
+    this.refusals = 0; // sockets in a row that closed before they opened
     this.closed = false;
     this.bucket = new TokenBucket(opts.rate, Date.now());
     this.wire = [];
@@ -67,11 +68,19 @@ export class Connection {
   }
 
   /** refused handles a socket that closed before it opened. A browser does
-   * not show why an upgrade failed, so this asks the same URL over HTTP: the
-   * server answers a refusal (bad name or token, foreign origin, too many
-   * connections) with its status and a JSON error, which is mapped to the
-   * close code that means the same thing; anything else is an outage. */
+   * not show why an upgrade failed, so after a few such closes in a row
+   * (probeDue) this asks the same URL over HTTP: the server answers a
+   * refusal (bad name or token, foreign origin, too many connections) with
+   * its status and a JSON error, which is mapped to the close code that
+   * means the same thing; anything else is an outage. Probing every time
+   * would put a second console error beside the browser's own on every
+   * attempt of an ordinary outage. */
   async refused(gen) {
+    this.refusals++;
+    if (!probeDue(this.refusals, this.opts.probeAfter)) {
+      this.lost(1006, '');
+      return;
+    }
     const verdict = await probeRefusal(this.opts.url(), this.opts.fetch ?? globalThis.fetch);
     if (gen !== this.gen) return;
     this.lost(verdict?.code ?? 1006, verdict?.reason ?? '');
@@ -80,6 +89,7 @@ export class Connection {
   /** established marks the connection as made: no connect timeout, and the
    * backoff resets once it has lasted stableMs. */
   established() {
+    this.refusals = 0;
     clearTimeout(this.timers.connect);
     this.timers.connect = null;
     this.timers.stable = setTimeout(() => (this.attempt = 0), this.opts.stableMs);

@@ -47,12 +47,21 @@ export class Rooms {
     return !r || r.ready;
   }
 
+  /** position returns where a room's stream stands, {since, epoch}: every
+   * message up to seq `since` of that epoch was delivered (or given up on). */
+  position(name) {
+    const st = this.rooms.get(name)?.stream;
+    return st ? { since: st.last, epoch: st.epoch } : undefined;
+  }
+
   /** epoch returns the epoch of a joined room's stream, or undefined. */
   epoch(name) {
     return this.rooms.get(name)?.stream?.epoch;
   }
 
-  join(name) {
+  /** join enters a room; from ({since, epoch}, optional) resumes a stream
+   * position kept from an earlier client, as a rejoin after a reconnect does. */
+  join(name, from) {
     if (!ROOM_RE.test(name)) {
       return Promise.reject(new SwitchboardError('bad_request', 'room must be 1-64 of A-Z a-z 0-9 _ . : -'));
     }
@@ -60,6 +69,7 @@ export class Rooms {
     if (r?.ready) return Promise.resolve(r.info);
     if (!r) {
       r = { name, stream: null, members: [], list: new MemberList(), listGen: 0, ready: false, waiters: [], recovering: null, info: null };
+      if (validPosition(from)) r.stream = new RoomStream(from.epoch, from.since);
       this.rooms.set(name, r);
       if (this.c.connected) this.sendJoin(r);
     }
@@ -320,6 +330,11 @@ export class Rooms {
   close(err) {
     for (const r of this.rooms.values()) for (const w of r.waiters.splice(0)) w.reject(err);
   }
+}
+
+/** validPosition reports whether p is a usable {since, epoch}. */
+function validPosition(p) {
+  return p != null && Number.isSafeInteger(p.since) && p.since >= 0 && typeof p.epoch === 'string' && p.epoch !== '';
 }
 
 /**

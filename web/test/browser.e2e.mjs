@@ -12,151 +12,23 @@
 // CI=true, where it fails. Screenshots go to test-output/; with
 // UPDATE_SCREENSHOT=1 the README's picture docs/screenshot.png is rewritten.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
-import { after, afterEach, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { redisAvailable, repoRoot, serverBinary, startRedis, startServer } from './helpers/server.mjs';
+import { connected, e2eSuite, OUT, say, shot, texts, waitText } from './helpers/browser.mjs';
+import { repoRoot, startServer } from './helpers/server.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const TOPOLOGY = process.env.E2E_TOPOLOGY || 'auto';
-const OUT = path.join(repoRoot, 'test-output');
 const XSS = '<img src=x onerror=alert(1)>';
 
-if (!fs.existsSync(CHROMIUM)) {
-  if (process.env.CI === 'true') {
-    test('chromium is installed', () => assert.fail(`${CHROMIUM} is missing: apt-get install -y chromium`));
-  } else {
-    test('browser end-to-end', { skip: `${CHROMIUM} is missing (apt-get install -y chromium)` }, () => {});
-  }
-} else {
-  suite();
-}
-
-/**
- * cluster starts the servers of a topology. alice and bob are the nodes the
- * two users load the page from (the same node for "one-node"); restartBob
- * kills bob's node and returns a function that starts it again on its port.
- */
-async function cluster(topology) {
-  serverBinary();
-  if (topology === 'auto') {
-    if (!redisAvailable()) {
-      if (process.env.CI === 'true') throw new Error('redis-server is missing and CI=true: apt-get install -y redis-server');
-      console.log('E2E topology: one-node, as redis-server is not installed');
-      return cluster('one-node');
-    }
-    try {
-      return await cluster('two-nodes');
-    } catch (err) {
-      if (!/redis-url is not supported/.test(err.message)) throw err;
-      console.log('E2E topology: one-node, as this server does not support --redis-url yet');
-      return cluster('one-node');
-    }
-  }
-  if (topology === 'one-node') {
-    const node = { srv: await startServer({ nodeId: 'node-a' }) };
-    return {
-      topology,
-      alice: node,
-      bob: node,
-      nodes: [node],
-      stop: async () => node.srv.stop('SIGKILL'),
-    };
-  }
-  if (topology !== 'two-nodes') throw new Error(`E2E_TOPOLOGY must be one-node or two-nodes, not ${topology}`);
-  const redis = await startRedis();
-  let a;
-  let b;
-  try {
-    a = { srv: await startServer({ nodeId: 'node-a', redisUrl: redis.url }) };
-    b = { srv: await startServer({ nodeId: 'node-b', redisUrl: redis.url }) };
-  } catch (err) {
-    await a?.srv.stop('SIGKILL');
-    await redis.stop();
-    throw err;
-  }
-  return {
-    topology,
-    alice: a,
-    bob: b,
-    nodes: [a, b],
-    redisUrl: redis.url,
-    stop: async () => {
-      await Promise.all([a.srv.stop('SIGKILL'), b.srv.stop('SIGKILL')]);
-      await redis.stop();
-    },
-  };
-}
-
-function suite() {
-  let playwright;
-  let browser;
-  let servers;
-  let contexts = [];
-  const pageErrors = [];
-
-  before(async () => {
-    fs.mkdirSync(OUT, { recursive: true });
-    playwright = await import('playwright-core');
-    servers = await cluster(TOPOLOGY);
-    // Playwright gives every launch a fresh temporary user-data-dir and
-    // deletes it on close.
-    browser = await playwright.chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
-  });
-
-  afterEach(async () => {
-    await Promise.all(contexts.map((c) => c.close()));
-    contexts = [];
-  });
-
-  after(async () => {
-    await browser?.close();
-    await servers?.stop();
-  });
-
-  /** user opens the chat on node as name, in room, and waits until connected. */
-  async function user(name, node, { room = 'e2e', viewport = { width: 1280, height: 800 } } = {}) {
-    const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
-    contexts.push(context);
-    const page = await context.newPage();
-    page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
-    page.on('console', (m) => {
-      // While a node restarts Chromium logs the refused WebSocket
-      // connections, and the client's HTTP probe of why they failed.
-      const expected = /WebSocket connection to .* failed|Failed to load resource: net::ERR_CONNECTION_REFUSED/;
-      if (m.type() === 'error' && !expected.test(m.text())) pageErrors.push(`${name}: ${m.text()}`);
-    });
-    page.on('dialog', (d) => {
-      pageErrors.push(`${name}: unexpected dialog ${d.message()}`);
-      d.dismiss();
-    });
-    await page.goto(`${node.srv.base}/`);
-    await page.fill('#login-name', name);
-    await page.fill('#login-room', room);
-    await page.press('#login-name', 'Enter');
-    await page.waitForSelector('#conn[data-state="connected"]');
-    await page.waitForSelector(`#room-list [data-room="${room}"].active`);
-    return page;
-  }
-
-  const say = async (page, text) => {
-    await page.fill('#compose', text);
-    await page.press('#compose', 'Enter');
-  };
-  const texts = (page) => page.$$eval('#messages li.msg .text', (els) => els.map((e) => e.textContent));
-  const waitText = (page, sel, text) =>
-    page.waitForFunction(([s, t]) => [...document.querySelectorAll(s)].some((e) => e.textContent === t), [sel, text]);
-  const shot = (page, name) => page.screenshot({ path: path.join(OUT, name) });
+e2eSuite((e) => {
+  const user = (...args) => e.user(...args);
+  const pageErrors = e.problems;
 
   test('chat, typing, members, DMs, XSS and a node restart', { timeout: 120000 }, async (t) => {
-    t.diagnostic(`topology: ${servers.topology}`);
-    const alice = await user('alice', servers.alice);
-    const bob = await user('bob', servers.bob);
-    if (servers.topology === 'two-nodes') {
+    t.diagnostic(`topology: ${e.servers.topology}`);
+    const alice = await user('alice', e.servers.alice);
+    const bob = await user('bob', e.servers.bob);
+    if (e.servers.topology === 'two-nodes') {
       assert.match(await alice.textContent('#conn-text'), /node-a/);
       assert.match(await bob.textContent('#conn-text'), /node-b/);
     }
@@ -211,18 +83,21 @@ function suite() {
 
     // Restart bob's node on the same port. Bob's badge counts down; alice
     // keeps talking (on her own node, or into her outbox on a shared one).
-    const port = servers.bob.srv.port;
-    const redisUrl = servers.redisUrl;
-    await servers.bob.srv.stop('SIGTERM');
-    await bob.waitForSelector('#conn[data-state="reconnecting"]');
-    assert.match(await bob.textContent('#conn-text'), /^Reconnecting/);
-    await say(alice, 'while you were away 1');
-    await say(alice, 'while you were away 2');
-    await say(alice, 'while you were away 3');
-    await shot(bob, 'bob-reconnecting.png');
-    servers.bob.srv = await startServer({ port, nodeId: servers.bob === servers.alice ? 'node-a' : 'node-b', redisUrl });
-    await bob.waitForSelector('#conn[data-state="connected"]', { timeout: 40000 });
-    await alice.waitForSelector('#conn[data-state="connected"]', { timeout: 40000 });
+    const port = e.servers.bob.srv.port;
+    const redisUrl = e.servers.redisUrl;
+    // Console noise of the unreachable node is expected until both are back.
+    await e.outage(async () => {
+      await e.servers.bob.srv.stop('SIGTERM');
+      await bob.waitForSelector('#conn[data-state="reconnecting"]');
+      assert.match(await bob.textContent('#conn-text'), /^Reconnecting/);
+      await say(alice, 'while you were away 1');
+      await say(alice, 'while you were away 2');
+      await say(alice, 'while you were away 3');
+      await shot(bob, 'bob-reconnecting.png');
+      e.servers.bob.srv = await startServer({ port, nodeId: e.servers.bob === e.servers.alice ? 'node-a' : 'node-b', redisUrl });
+      await connected(bob, 40000);
+      await connected(alice, 40000);
+    });
     await say(alice, 'after restart');
     await waitText(bob, '#messages .text', 'after restart');
     await bob.waitForTimeout(300); // would a duplicate still arrive?
@@ -231,7 +106,7 @@ function suite() {
     assert.deepEqual(await texts(bob), want, 'bob gets every message exactly once, in order');
     await alice.waitForFunction(() => !document.querySelector('#messages li.pending'));
     assert.deepEqual(await texts(alice), want);
-    if (servers.topology === 'two-nodes') {
+    if (e.servers.topology === 'two-nodes') {
       await waitText(bob, '#messages li.system', '3 messages recovered after reconnect');
     }
     await shot(bob, 'bob-after-restart.png');
@@ -245,7 +120,7 @@ function suite() {
     assert.equal(await alice.textContent('#room-list [data-room="e2e"] .badge'), '1');
     assert.equal(await alice.title(), '(1) Switchboard');
 
-    const phone = await user('carol', servers.alice, { viewport: { width: 360, height: 740 } });
+    const phone = await user('carol', e.servers.alice, { viewport: { width: 360, height: 740 } });
     await waitText(phone, '#messages .text', 'unread for alice'); // history loaded on join
     assert.ok(await phone.evaluate(() => document.documentElement.scrollWidth <= 360), 'no horizontal scroll at 360 px');
     assert.ok(await phone.isVisible('#compose'));
@@ -259,9 +134,9 @@ function suite() {
 
   test('docs screenshot: a chat in progress', { timeout: 60000 }, async () => {
     const room = 'launch';
-    const alice = await user('alice', servers.alice, { room });
-    const bob = await user('bob', servers.bob, { room });
-    const dana = await user('dana', servers.alice, { room });
+    const alice = await user('alice', e.servers.alice, { room });
+    const bob = await user('bob', e.servers.bob, { room });
+    const dana = await user('dana', e.servers.alice, { room });
     await alice.waitForSelector('#member-list [data-user="dana"]');
     const lines = [
       [dana, 'Release notes are up in the wiki. Anything missing?'],
@@ -293,4 +168,4 @@ function suite() {
     }
     assert.deepEqual(pageErrors, []);
   });
-}
+});

@@ -95,7 +95,8 @@ describe('live server', () => {
     assert.equal(c.status.code, 1008);
     assert.match(c.status.reason, /name must be/);
     await sleep(200);
-    assert.equal(statuses.filter((s) => s.state === 'connecting').length, 1, 'no reconnect loop');
+    // The client asks why only after the third refusal in a row (probeDue).
+    assert.equal(statuses.filter((s) => s.state === 'connecting').length, 3, 'no reconnect loop');
   });
 
   test('requests time out while the server does not answer, then work again', async () => {
@@ -208,6 +209,36 @@ describe('live server', () => {
     assert.deepEqual(bob.texts('r'), ['m1', 'm2', 'm3', 'm4', 'm5']);
     assert.deepEqual(bob.rec.messages.map((m) => m.meta.source), ['live', 'recovery', 'recovery', 'recovery', 'live']);
     assert.equal(bob.rec.resync.length, 0);
+  });
+
+  test('a new client resumes a kept position: only the missed messages, once', async () => {
+    const srv = await server();
+    const alice = await client('alice', srv.wsUrl);
+    const bob = await client('bob', srv.wsUrl);
+    await alice.join('r');
+    await bob.join('r');
+    for (const text of ['m1', 'm2']) await bob.send('r', { text });
+    await waitFor(() => alice.texts('r').length === 2);
+    const kept = alice.position('r');
+    assert.equal(kept.since, 2);
+    alice.close(); // a page reload
+    for (const text of ['m3', 'm4']) await bob.send('r', { text });
+
+    const again = await client('alice', srv.wsUrl);
+    await again.join('r', kept);
+    await waitFor(() => again.rec.recovered.length === 1, { what: 'recovered' });
+    assert.deepEqual(again.rec.recovered[0], { room: 'r', count: 2 });
+    assert.deepEqual(again.texts('r'), ['m3', 'm4']);
+    assert.deepEqual(again.rec.messages.map((m) => m.meta.source), ['recovery', 'recovery']);
+    assert.deepEqual(again.position('r'), { since: 4, epoch: kept.epoch });
+
+    // A position from another epoch (the server lost the room's history) is
+    // not trusted: the client reloads the room's history instead.
+    const stale = await client('alice', srv.wsUrl);
+    await stale.join('r', { since: 2, epoch: 'not-this-one' });
+    await waitFor(() => stale.rec.resync.length === 1, { what: 'resync' });
+    assert.equal(stale.rec.resync[0].epochChanged, true);
+    assert.deepEqual(stale.texts('r'), ['m1', 'm2', 'm3', 'm4']);
   });
 
   test('the client paces a burst of sends below the server rate limit', async () => {

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-if [ ! -d node_modules/ws ] || [ ! -d node_modules/playwright-core ]; then
+if [ ! -d node_modules/ws ] || [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/@axe-core/playwright ]; then
   npm ci --no-audit --no-fund
 fi
 
@@ -31,4 +31,4 @@ if [ ! -x "$chromium" ]; then
   echo "skipping the browser test: $chromium is missing (apt-get install -y chromium)" >&2
   exit 0
 fi
-node --test web/test/browser.e2e.mjs
+node --test web/test/*.e2e.mjs

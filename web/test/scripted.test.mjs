@@ -2,6 +2,7 @@
 // package's WebSocketServer), for behaviours the real server does not show
 // on demand: seq gaps, particular close codes, a peer that stops answering.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { afterEach, describe, test } from 'node:test';
 
 import WebSocket, { WebSocketServer } from 'ws';
@@ -225,6 +226,33 @@ describe('scripted server', () => {
     await waitFor(() => dead.rec.statuses.filter((s) => s.state === 'reconnecting').length >= 3, { what: 'retries' });
     const delays = dead.rec.statuses.filter((s) => s.state === 'reconnecting').map((s) => s.inMs);
     assert.ok(delays.every((d, i) => d < Math.min(100, 20 * 2 ** i)), `delays ${delays}`);
+  });
+
+  test('asks over HTTP why upgrades fail only after three refusals in a row', async () => {
+    // A server that refuses every upgrade as an expired token, as the real
+    // one does, and counts the plain GETs of the client's probe.
+    let upgrades = 0;
+    let probes = 0;
+    const http = createServer((req, res) => {
+      probes++;
+      res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"error":{"code":"unauthorized","message":"token expired"}}');
+    });
+    http.on('upgrade', (req, socket) => {
+      upgrades++;
+      socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n');
+    });
+    await new Promise((r) => http.listen(0, '127.0.0.1', r));
+    try {
+      const c = client(`ws://127.0.0.1:${http.address().port}/ws`, { backoff: { baseMs: 10, capMs: 20 } });
+      await waitFor(() => c.status.state === 'offline', { what: 'offline after the probe' });
+      assert.equal(c.status.code, 4001);
+      assert.equal(c.status.reason, 'token expired');
+      assert.equal(upgrades, 3);
+      assert.equal(probes, 1, 'one probe, after the third refusal');
+    } finally {
+      http.closeAllConnections();
+      await new Promise((r) => http.close(r));
+    }
   });
 
   test('drops a connection whose server stops answering pings', async () => {

@@ -9,6 +9,8 @@ import {
   MemberList,
   Outbox,
   parseFrames,
+  PROBE_AFTER,
+  probeDue,
   reconnectPlan,
   RoomStream,
   splitFrames,
@@ -18,6 +20,23 @@ import { restartDelay } from '../lib/backoff.js';
 
 const seqs = (msgs) => msgs.map((m) => m.seq);
 const msg = (seq) => ({ type: 'message', room: 'r', seq, from: 'a', data: { text: `m${seq}` }, ts: 0 });
+
+describe('probeDue', () => {
+  test('probes at the third refusal in a row, then ever more rarely', () => {
+    assert.equal(PROBE_AFTER, 3);
+    const due = Array.from({ length: 50 }, (_, i) => i + 1).filter((n) => probeDue(n));
+    assert.deepEqual(due, [3, 6, 12, 24, 48]);
+  });
+
+  test('after = 1 probes at once, then at 2, 4, 8 …', () => {
+    const due = Array.from({ length: 10 }, (_, i) => i + 1).filter((n) => probeDue(n, 1));
+    assert.deepEqual(due, [1, 2, 4, 8]);
+  });
+
+  test('nonsense counts never probe', () => {
+    for (const n of [0, -3, 3.5, NaN, Infinity]) assert.equal(probeDue(n), false, String(n));
+  });
+});
 
 describe('backoffDelay', () => {
   test('stays within [0, min(cap, base·2^attempt)) for any random value', () => {

@@ -3,15 +3,19 @@
 -- costs O(live nodes), never a scan of the keyspace.
 --
 -- KEYS[1] the registry sorted set
--- ARGV[1] op: "beat" or "list"
+-- ARGV[1] op: "beat", "claim" or "list"
 -- beat: ARGV[2] node id   ARGV[3] TTL, ms   ARGV[4] info key   ARGV[5] info
+-- claim: ARGV[2] node id   ARGV[3] TTL, ms
 -- list: ARGV[2] the info keys' prefix (the node id follows)
 --
 -- The info keys are not in KEYS; on a Redis Cluster they share the
 -- registry's hash tag, so that they are on its slot.
 --
--- beat renews the node's entry and info; list drops expired entries and
--- returns {id, info, ...} for the live nodes whose info is there.
+-- beat renews the node's entry and info; claim adds the node's entry
+-- (without info: list shows it from its first beat) and returns 1, unless
+-- a live node has that id: then it returns 0 and changes nothing; list
+-- drops expired entries and returns {id, info, ...} for the live nodes
+-- whose info is there.
 redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -20,6 +24,17 @@ if ARGV[1] == 'beat' then
   local ttl = tonumber(ARGV[3])
   redis.call('ZADD', KEYS[1], string.format('%d', now + ttl), ARGV[2])
   redis.call('SET', ARGV[4], ARGV[5], 'PX', ttl)
+  if redis.call('PTTL', KEYS[1]) < ttl then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+  end
+  return 1
+elseif ARGV[1] == 'claim' then
+  local ttl = tonumber(ARGV[3])
+  local expires = redis.call('ZSCORE', KEYS[1], ARGV[2])
+  if expires and tonumber(expires) > now then
+    return 0
+  end
+  redis.call('ZADD', KEYS[1], string.format('%d', now + ttl), ARGV[2])
   if redis.call('PTTL', KEYS[1]) < ttl then
     redis.call('PEXPIRE', KEYS[1], ttl)
   end

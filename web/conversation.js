@@ -1,0 +1,76 @@
+// A room as the demo chat shows it: its messages and system lines in
+// order, with the bookkeeping that keeps each message once. Pure functions
+// over a RoomView object; no DOM, no client.
+
+import { messageText } from './view.js';
+
+/**
+ * newRoomView returns an empty RoomView: items are the messages and system
+ * lines in display order; byKey maps "epoch:seq" → item; byId maps a
+ * request id → own item; epochs are the epochs in the order seen (an
+ * item's epochIdx indexes it).
+ */
+export function newRoomView(name) {
+  return {
+    name, items: [], byKey: new Map(), byId: new Map(), epochs: [], unread: 0, members: [], count: 0, typing: new Map(),
+    oldest: 0, hasOlder: false, joining: false, firstPage: null, joinedAt: null,
+  };
+}
+
+export function epochIndex(r, epoch) {
+  let i = r.epochs.indexOf(epoch);
+  if (i < 0) i = r.epochs.push(epoch) - 1;
+  return i;
+}
+
+export function sortItems(r) {
+  r.items.sort((a, b) => a.epochIdx - b.epochIdx || a.seq - b.seq);
+}
+
+/** addMessage puts a room message in place; an echo of our own send turns
+ * its pending item into the real one. It returns whether the item is new. */
+export function addMessage(r, m, epoch, id) {
+  const key = `${epoch}:${m.seq}`;
+  const known = r.byKey.get(key) ?? (id && r.byId.get(id));
+  const fields = { key, seq: m.seq, epochIdx: epochIndex(r, epoch), ts: m.ts, pending: false, failed: false };
+  if (known) {
+    Object.assign(known, fields);
+    r.byKey.set(key, known);
+    sortItems(r);
+    return false;
+  }
+  const it = { kind: 'msg', from: m.from, text: messageText(m.data), ...fields };
+  r.items.push(it);
+  r.byKey.set(key, it);
+  sortItems(r);
+  return true;
+}
+
+/** addSystem adds a line such as "bob joined" after the room's newest
+ * message, or after the join point if history is still loading. */
+export function addSystem(r, text, tone = '', now = Date.now()) {
+  let at = r.items.findLast((it) => it.kind === 'msg' && !it.pending && !it.failed) ?? { epochIdx: 0, seq: 0 };
+  const j = r.joinedAt;
+  if (j && (j.epochIdx > at.epochIdx || (j.epochIdx === at.epochIdx && j.seq > at.seq))) at = j;
+  r.items.push({ kind: 'system', text, tone, ts: now, epochIdx: at.epochIdx, seq: at.seq + 0.5 });
+  sortItems(r);
+}
+
+/** savedRoom is a room as store.js saves it. Its stream position is kept
+ * only once its first page of history is shown: before that, a resumed
+ * join would skip what came before. */
+export function savedRoom(r, position) {
+  return {
+    name: r.name,
+    position: (r.firstPage === 'done' && position) || null,
+    hasOlder: r.hasOlder,
+    msgs: r.items
+      .filter((it) => it.kind === 'msg' && !it.pending && !it.failed && Number.isFinite(it.epochIdx))
+      .map((it) => ({ seq: it.seq, epoch: r.epochs[it.epochIdx], from: it.from, text: it.text, ts: it.ts })),
+  };
+}
+
+/** pendingSends are a room's own messages not yet acknowledged. */
+export function pendingSends(r) {
+  return r.items.filter((it) => it.pending && it.id).map((it) => ({ id: it.id, room: r.name, text: it.text, ts: it.ts }));
+}
