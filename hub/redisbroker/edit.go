@@ -20,9 +20,15 @@ func targetArgs(t hub.Target) []any {
 	return []any{strconv.FormatUint(t.Seq, 10), t.Author, del}
 }
 
-// refused returns the error of publish.lua's refusal code.
-func refused(code any) error {
+// refused returns the error of publish.lua's refusal code, with until (of
+// a mute).
+func refused(code, until any) error {
 	switch code {
+	case "frozen":
+		return fmt.Errorf("publish: %w", hub.ErrFrozen)
+	case "muted":
+		u, _ := until.(int64)
+		return fmt.Errorf("publish: %w", &hub.RestrictedError{Err: hub.ErrMuted, Until: u})
 	case "not_found":
 		return fmt.Errorf("publish: %w", hub.ErrNotFound)
 	case "forbidden":
