@@ -35,6 +35,8 @@ func TestBroker(t *testing.T, newBroker NewBroker) {
 		{"Edits", testEdits},
 		{"EditIdempotency", testEditIdempotency},
 		{"EditTrimmed", testEditTrimmed},
+		{"Moderation", testModeration},
+		{"ModerationExpiry", testModerationExpiry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

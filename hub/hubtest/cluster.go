@@ -29,6 +29,7 @@ func TestCluster(t *testing.T, newCluster NewCluster) {
 		{"SendUser", testClusterSendUser},
 		{"Presence", testClusterPresence},
 		{"Edits", testClusterEdits},
+		{"Moderation", testClusterModeration},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
