@@ -110,6 +110,8 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 		return s.history(ctx, req)
 	case protocol.TypeRefresh:
 		return s.refresh(ctx, req)
+	case protocol.TypeMute, protocol.TypeUnmute, protocol.TypeBan, protocol.TypeUnban, protocol.TypeFreeze, protocol.TypeUnfreeze:
+		return s.moderate(ctx, req)
 	}
 	return protocol.Errorf(protocol.CodeUnknownType, "unknown frame type")
 }

@@ -20,6 +20,8 @@ var frameTypes = [...]string{
 	protocol.TypePing, protocol.TypePong, protocol.TypeError, protocol.TypeMemberJoined,
 	protocol.TypeMemberLeft, protocol.TypeRefresh, protocol.TypeRefreshed, protocol.TypeEpoch,
 	protocol.TypeEdit, protocol.TypeDelete, protocol.TypeMessageEdited, protocol.TypeMessageDeleted,
+	protocol.TypeMute, protocol.TypeUnmute, protocol.TypeBan, protocol.TypeUnban, protocol.TypeFreeze,
+	protocol.TypeUnfreeze, protocol.TypeMuted, protocol.TypeUnmuted, protocol.TypeRoomUpdated,
 	OtherFrame,
 }
 
