@@ -154,6 +154,9 @@ func TestMuteFreezeAndOperators(t *testing.T) {
 	if _, err := h.Edit(t.Context(), bob, "team-a", bobSeq, json.RawMessage(`"y"`), nil); code(err) != protocol.CodeMuted {
 		t.Errorf("muted bob's edit = %v, want code muted", err)
 	}
+	if _, err := h.Delete(t.Context(), bob, "team-a", bobSeq, nil); code(err) != protocol.CodeMuted {
+		t.Errorf("muted bob's delete of his own message = %v, want code muted", err)
+	}
 	h.send(alice, "team-a", `"fine"`)
 
 	if _, err := h.ModerateAs(t.Context(), op, "team-a", hub.ModAction{Kind: hub.ModFreeze}); err != nil {
