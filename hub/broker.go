@@ -77,10 +77,12 @@ type PublishRequest struct {
 	// Target, in edit.go).
 	Target Target
 	// Member, when not "", makes the publish a member's own write (not the
-	// server API's, not an operator's): it is refused with ErrFrozen when
-	// the room is frozen, and with a *RestrictedError of ErrMuted when
-	// Member is muted in it, checked atomically with the append, after the
-	// idempotency check and before the target's.
+	// server API's, not an operator's): it is refused with a
+	// *RestrictedError of ErrBanned or ErrMuted when Member is banned or
+	// muted in the room, else with ErrFrozen when the room is frozen,
+	// checked atomically with the append, after the idempotency check and
+	// before the target's. (A banned member is taken out of the room, but
+	// the event that does so may be lost with a node's Redis connection.)
 	Member string
 }
 

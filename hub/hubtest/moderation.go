@@ -100,6 +100,8 @@ func testModeration(t *testing.T, newBroker NewBroker) {
 	if got := n.moderation(t, room, ""); describeMod(got) != describeMod(want) {
 		t.Errorf("state\n got %s\nwant %s", describeMod(got), describeMod(want))
 	}
+	restriction(t, "banned eve's write", n.write(t, room, "eve", "x"), hub.ErrBanned, 0)
+	restriction(t, "banned amy's write", n.write(t, room, "amy", "x"), hub.ErrBanned, until)
 	if got := n.moderation(t, room, "eve"); describeMod(got) != describeMod(hub.ModState{Bans: want.Bans[1:]}) {
 		t.Errorf("eve's state: %s", describeMod(got))
 	}

@@ -41,17 +41,21 @@ func ended(r hub.Restriction, now int64) bool {
 	return r.Until != 0 && r.Until <= now
 }
 
-// checkLocked refuses a member's write in a frozen room, or of a muted
-// member (see hub.PublishRequest.Member). s.mu is held.
+// checkLocked refuses a member's write when the member is banned or muted
+// or the room frozen, in that order (see hub.PublishRequest.Member). s.mu
+// is held.
 func (m *modState) checkLocked(member string, now int64) error {
 	if member == "" {
 		return nil
 	}
-	if m.frozen {
-		return fmt.Errorf("publish: %w", hub.ErrFrozen)
+	if r, ok := m.bans[member]; ok && !ended(r, now) {
+		return fmt.Errorf("publish: %w", &hub.RestrictedError{Err: hub.ErrBanned, Until: r.Until})
 	}
 	if r, ok := m.mutes[member]; ok && !ended(r, now) {
 		return fmt.Errorf("publish: %w", &hub.RestrictedError{Err: hub.ErrMuted, Until: r.Until})
+	}
+	if m.frozen {
+		return fmt.Errorf("publish: %w", hub.ErrFrozen)
 	}
 	return nil
 }

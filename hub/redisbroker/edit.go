@@ -26,9 +26,13 @@ func refused(code, until any) error {
 	switch code {
 	case "frozen":
 		return fmt.Errorf("publish: %w", hub.ErrFrozen)
-	case "muted":
+	case "muted", "banned":
 		u, _ := until.(int64)
-		return fmt.Errorf("publish: %w", &hub.RestrictedError{Err: hub.ErrMuted, Until: u})
+		err := hub.ErrMuted
+		if code == "banned" {
+			err = hub.ErrBanned
+		}
+		return fmt.Errorf("publish: %w", &hub.RestrictedError{Err: err, Until: u})
 	case "not_found":
 		return fmt.Errorf("publish: %w", hub.ErrNotFound)
 	case "forbidden":

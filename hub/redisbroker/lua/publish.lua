@@ -21,8 +21,9 @@
 -- seqs still in history are kept, so it never outgrows history.
 --
 -- Returns {duplicate (0 or 1), epoch, seq}, or {-1, code, until} when the
--- room is frozen or the member muted (code frozen or muted; until, of a
--- mute, in unix ms, 0 for until unmuted), or an edit's or delete's target
+-- member is banned or muted or the room frozen (code banned, muted or
+-- frozen, checked in that order; until, of a ban or mute, in unix ms, 0 for
+-- until lifted), or an edit's or delete's target
 -- is refused (code not_found or forbidden). What is published is the
 -- envelope "p" epoch ":" seq ":" frame; the idempotency key keeps only
 -- epoch ":" seq, all a duplicate needs.
@@ -34,17 +35,19 @@ if KEYS[4] then
   end
 end
 if ARGV[10] ~= '' then
-  local mod = redis.call('HMGET', KEYS[3], 'f', 'm:' .. ARGV[10])
-  if mod[1] then
-    return {-1, 'frozen', 0}
-  end
-  if mod[2] then
+  local mod = redis.call('HMGET', KEYS[3], 'f', 'b:' .. ARGV[10], 'm:' .. ARGV[10])
+  if mod[2] or mod[3] then
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    local untilMs = tonumber(mod[2])
-    if untilMs == 0 or untilMs > now then
-      return {-1, 'muted', untilMs}
+    for i, code in ipairs({'', 'banned', 'muted'}) do
+      local untilMs = mod[i] and i > 1 and tonumber(string.match(mod[i], '^(%d+)'))
+      if untilMs and (untilMs == 0 or untilMs > now) then
+        return {-1, code, untilMs}
+      end
     end
+  end
+  if mod[1] then
+    return {-1, 'frozen', 0}
   end
 end
 local target = ARGV[11]
