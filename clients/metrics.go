@@ -24,7 +24,8 @@ const InvalidFrame = "invalid"
 var inTypes = [...]string{
 	protocol.TypePing, protocol.TypeJoin, protocol.TypeLeave, protocol.TypeSend, protocol.TypeTyping,
 	protocol.TypeDM, protocol.TypePresence, protocol.TypeHistory, protocol.TypeRefresh,
-	protocol.TypeEdit, protocol.TypeDelete, protocol.TypeRead, InvalidFrame,
+	protocol.TypeEdit, protocol.TypeDelete, protocol.TypeRead, protocol.TypeMute, protocol.TypeUnmute, protocol.TypeBan,
+	protocol.TypeUnban, protocol.TypeFreeze, protocol.TypeUnfreeze, InvalidFrame,
 }
 
 // Reasons a connection ended, the label values of Counters.Disconnects.

@@ -116,6 +116,8 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 			s.send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID}))
 		}
 		return err
+	case protocol.TypeMute, protocol.TypeUnmute, protocol.TypeBan, protocol.TypeUnban, protocol.TypeFreeze, protocol.TypeUnfreeze:
+		return s.moderate(ctx, req)
 	}
 	return protocol.Errorf(protocol.CodeUnknownType, "unknown frame type")
 }

@@ -44,17 +44,30 @@ func (h *Hub) Edit(ctx context.Context, s Session, room string, seq uint64, data
 	if !h.joined(s, room) {
 		return Position{}, ErrNotMember
 	}
-	return h.EditAs(ctx, room, s.User(), s.User(), seq, data, idempotencyKey(s.User(), changeTarget("edit", room, seq), id))
+	msg, err := protocol.NewEdited(room, s.User(), seq, data, time.Now().UnixMilli())
+	if err != nil {
+		return Position{}, err
+	}
+	return h.change(ctx, room, s.User(), data, PublishRequest{
+		Message: msg, IdempotencyKey: idempotencyKey(s.User(), changeTarget("edit", room, seq), id),
+		Target: Target{Seq: seq, Author: s.User()}, Member: asMember(s, room),
+	})
 }
 
 // Delete deletes a message the session's user sent to a room the session
-// joined, by publishing a message_deleted entry, and returns the entry's
-// position. Ids work as in Edit.
+// joined (any message of the room when the session operates it, see
+// Operator), by publishing a message_deleted entry, and returns the
+// entry's position. Ids work as in Edit.
 func (h *Hub) Delete(ctx context.Context, s Session, room string, seq uint64, id json.RawMessage) (Position, error) {
 	if !h.joined(s, room) {
 		return Position{}, ErrNotMember
 	}
-	return h.DeleteAs(ctx, room, s.User(), s.User(), seq, idempotencyKey(s.User(), changeTarget("delete", room, seq), id))
+	author := asMember(s, room) // "" for an operator: any message
+	msg := protocol.NewDeleted(room, s.User(), seq, time.Now().UnixMilli())
+	return h.change(ctx, room, s.User(), nil, PublishRequest{
+		Message: msg, IdempotencyKey: idempotencyKey(s.User(), changeTarget("delete", room, seq), id),
+		Target: Target{Seq: seq, Author: author, Delete: true}, Member: author,
+	})
 }
 
 // EditAs publishes, as user from, an edit of the room's message seq with

@@ -64,6 +64,9 @@ type Hub struct {
 
 	count counters   // for metrics: see Counters
 	reads *readRelay // coalesces and stores read reports: see Read
+	// bg counts the hub's own goroutines (a ban's exits, moderation.go),
+	// which Drain waits for.
+	bg sync.WaitGroup
 }
 
 // userEntry is a user's local sessions and its Broker subscription.
@@ -296,6 +299,9 @@ func (h *Hub) Drain(ctx context.Context, code int, reason string, pace Pace) err
 		err = ctx.Err()
 	}
 
+	if err == nil {
+		h.bg.Wait() // no member is left to start more
+	}
 	h.reads.close()
 	closed, total := h.progress.get()
 	h.mu.Lock()
@@ -394,6 +400,7 @@ func (h *Hub) Stats() Stats {
 // a message that says no more.
 func Describe(err error) *protocol.Error {
 	var perr *protocol.Error
+	var restricted *RestrictedError
 	switch {
 	case errors.As(err, &perr):
 		return perr
@@ -405,6 +412,14 @@ func Describe(err error) *protocol.Error {
 		return protocol.Errorf(protocol.CodeNotFound, "no such message in the room's history (or it was deleted)")
 	case errors.Is(err, ErrNotAuthor):
 		return protocol.Errorf(protocol.CodeForbidden, "only the sender may edit or delete this message")
+	case errors.As(err, &restricted):
+		return restrictedError(restricted)
+	case errors.Is(err, ErrFrozen):
+		return protocol.Errorf(protocol.CodeFrozen, "the room is frozen: only its operators write to it")
+	case errors.Is(err, ErrNotOperator):
+		return protocol.Errorf(protocol.CodeForbidden, "only an operator of the room may moderate it")
+	case errors.Is(err, ErrModFull):
+		return protocol.Errorf(protocol.CodeTooMany, "the room has too many mutes and bans")
 	case errors.Is(err, ErrTooManyRooms):
 		return protocol.Errorf(protocol.CodeTooMany, "too many rooms joined on this connection")
 	case errors.Is(err, ErrMaybeDelivered):

@@ -21,6 +21,8 @@ var frameTypes = [...]string{
 	protocol.TypeMemberLeft, protocol.TypeRefresh, protocol.TypeRefreshed, protocol.TypeEpoch,
 	protocol.TypeEdit, protocol.TypeDelete, protocol.TypeMessageEdited, protocol.TypeMessageDeleted,
 	protocol.TypeRead,
+	protocol.TypeMute, protocol.TypeUnmute, protocol.TypeBan, protocol.TypeUnban, protocol.TypeFreeze,
+	protocol.TypeUnfreeze, protocol.TypeMuted, protocol.TypeUnmuted, protocol.TypeRoomUpdated,
 	OtherFrame,
 }
 

@@ -164,6 +164,7 @@ func TestFrameCounterTypes(t *testing.T) { // not parallel: AllocsPerRun
 		protocol.TypeTyping:         hub.MemberEvent("lobby", protocol.TypeTyping, "bob").Frame,
 		hub.OtherFrame:              []byte(`{"type":"nonsense"}`),
 		protocol.TypeMessageDeleted: protocol.NewDeleted("lobby", "bob", 1, 1).Frame(2),
+		protocol.TypeRoomUpdated:    protocol.Encode(protocol.RoomUpdated{Type: protocol.TypeRoomUpdated, Room: "lobby"}),
 	}
 	var c hub.FrameCounter
 	for _, f := range frames {

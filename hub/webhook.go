@@ -42,8 +42,9 @@ var (
 	// starting and ending on this node: Data is a WebhookUser.
 	WebhookUserConnected    = registerWebhookType("user.connected")
 	WebhookUserDisconnected = registerWebhookType("user.disconnected")
-	// The moderation types are defined for the moderation feature, which
-	// emits them.
+	// The moderation types are a mute, unmute, ban, unban, freeze or
+	// unfreeze applied through this node (server API or operator): Data is
+	// a WebhookModeration.
 	WebhookModerationMuted    = registerWebhookType("moderation.muted")
 	WebhookModerationUnmuted  = registerWebhookType("moderation.unmuted")
 	WebhookModerationBanned   = registerWebhookType("moderation.banned")
@@ -79,6 +80,19 @@ type WebhookMessage struct {
 	// out) for message.sent.
 	Target uint64          `json:"target,omitempty"`
 	Data   json.RawMessage `json:"data,omitempty"`
+}
+
+// WebhookModeration is the Data of moderation events.
+type WebhookModeration struct {
+	Room string `json:"room"`
+	// User is whom a mute, unmute, ban or unban is about; "" for a freeze.
+	User string `json:"user,omitempty"`
+	// Until is when a timed mute or ban ends, in unix milliseconds.
+	Until int64 `json:"until,omitempty"`
+	// Reason is a ban's.
+	Reason string `json:"reason,omitempty"`
+	// By is who acted: "system" (the server API) or the operator's user.
+	By string `json:"by"`
 }
 
 // WebhookMember is the Data of member events.

@@ -22,6 +22,10 @@ type wire struct {
 	Epoch  *string         `json:"epoch"`
 	Token  *string         `json:"token"`
 	Seq    *uint64         `json:"seq"`
+	// User, Duration and Reason are of moderation frames (moderation.go).
+	User     *string `json:"user"`
+	Duration *string `json:"duration"`
+	Reason   *string `json:"reason"`
 }
 
 // Decode parses and validates one client frame. On failure it returns an
@@ -97,6 +101,8 @@ func (req *Request) fill(w *wire) error {
 		return req.change(w)
 	case TypeRead:
 		return req.read(w)
+	case TypeMute, TypeUnmute, TypeBan, TypeUnban, TypeFreeze, TypeUnfreeze:
+		return req.moderation(w)
 	case TypeRefresh:
 		if w.Token == nil || *w.Token == "" || len(*w.Token) > MaxTokenLen {
 			return Errorf(CodeBadRequest, "token is required")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -25,6 +26,9 @@ type request struct {
 	Epoch    string
 	Token    string
 	Seq      uint64
+	User     string
+	Duration time.Duration
+	Reason   string
 }
 
 func flatten(r protocol.Request) request {
@@ -32,6 +36,7 @@ func flatten(r protocol.Request) request {
 		Type: r.Type, ID: string(r.ID), Room: r.Room, To: r.To, Data: string(r.Data),
 		Limit: r.Limit, Before: r.Before, After: r.After, HasSince: r.HasSince, Since: r.Since,
 		Epoch: r.Epoch, Token: r.Token, Seq: r.Seq,
+		User: r.User, Duration: r.Duration, Reason: r.Reason,
 	}
 }
 
@@ -416,6 +421,15 @@ func frameOf(t testing.TB, req protocol.Request) []byte {
 	}
 	if req.Token != "" {
 		m["token"] = req.Token
+	}
+	if req.User != "" {
+		m["user"] = req.User
+	}
+	if req.Duration != 0 {
+		m["duration"] = req.Duration.String()
+	}
+	if req.Reason != "" {
+		m["reason"] = req.Reason
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)

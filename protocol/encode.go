@@ -65,6 +65,8 @@ type Left struct {
 const (
 	// ReasonForbidden: a refresh's new token no longer allows the room.
 	ReasonForbidden = "forbidden"
+	// ReasonBanned: the user was banned from the room (moderation.go).
+	ReasonBanned = "banned"
 )
 
 // Ack confirms a send (with its seq and epoch) or a dm (without).
@@ -111,6 +113,8 @@ type ErrorFrame struct {
 	ID      json.RawMessage `json:"id,omitempty"`
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
+	// Until is Error.Until: set only for a timed mute or ban.
+	Until int64 `json:"until,omitempty"`
 }
 
 // MemberEvent is typing; Encode also gives the shape of member_joined and
@@ -221,7 +225,7 @@ func orEmpty[T any](s []T) []T {
 
 // EncodeError returns an error frame echoing id.
 func EncodeError(id json.RawMessage, e *Error) []byte {
-	return Encode(ErrorFrame{Type: TypeError, ID: id, Code: e.Code, Message: e.Message})
+	return Encode(ErrorFrame{Type: TypeError, ID: id, Code: e.Code, Message: e.Message, Until: e.Until})
 }
 
 // MessageTemplate is a message frame whose seq is not yet known: the broker

@@ -1,14 +1,18 @@
 package protocol
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Version is the protocol version announced in the welcome frame.
 const Version = 1
 
 // Frame types. Client frames are join, leave, send, typing, dm, presence,
-// history, ping, refresh, read, edit and delete (edit.go); the server sends
-// the others, and echoes typing, dm, presence, history and read under the
-// same names.
+// history, ping, refresh, read, edit and delete (edit.go), and mute, unmute,
+// ban, unban, freeze and unfreeze (moderation.go); the server sends the
+// others, and echoes typing, dm, presence, history and read under the same
+// names.
 const (
 	TypeWelcome      = "welcome"
 	TypeJoin         = "join"
@@ -66,7 +70,7 @@ type Request struct {
 	// echoed in the direct reply; nil when the frame had none.
 	ID json.RawMessage
 	// Room is the room of join, leave, send, typing, presence, history,
-	// edit and delete.
+	// edit, delete and the moderation frames.
 	Room string
 	// To is the recipient of a dm.
 	To string
@@ -90,4 +94,11 @@ type Request struct {
 	// Seq is the target message of edit and delete, and the last message read
 	// of a read; at least 1.
 	Seq uint64
+	// User is the user a mute, unmute, ban or unban is about.
+	User string
+	// Duration is how long a mute or ban lasts: 0 until it is lifted,
+	// else at most MaxModDuration.
+	Duration time.Duration
+	// Reason is a ban's reason, at most MaxReasonLen bytes; "" for none.
+	Reason string
 }

@@ -106,7 +106,14 @@ export function connect(options) {
  *   replay: count messages came from history instead, lost were gone
  * - gap     ({room, lost}) live seqs were missing and history no longer had them
  * - error   (SwitchboardError) an error no request waits for (rate_limited, a rejoin
- *   refused, the server took the client out of a room: code = the left frame's reason)
+ *   refused, the server took the client out of a room: code = the left frame's reason,
+ *   "banned" when an operator or the server API banned the user from it)
+ * - muted   ({room, until}) this user may read but not write to the room until
+ *   until (unix ms; 0: until unmuted); its sends and edits fail with "muted"
+ * - unmuted ({room}) the mute was lifted (a timed mute ends without this event)
+ * - room_updated ({room, frozen}) the room was frozen or thawed: while frozen,
+ *   only operators and the server API write to it, others' writes fail with "frozen"
+ * moderation(room) returns what these events told of a room.
  * - welcome, frame: raw frames, for debugging
  * A Client is used from one thread (a tab, a node event loop).
  */
@@ -131,6 +138,7 @@ export class Client {
     this.recentAcks = new Map(); // "room\nseq" → id: acks that came before their echo
     this.recentDMs = []; // {id, to, dataKey, at}: acked DMs whose echo is still due
     this.typingAt = new Map();
+    this.modState = new Map(); // room → {muted, until, frozen}: see moderation
     this.connected = false;
     this.closed = false;
     this.user = '';
@@ -274,6 +282,10 @@ export class Client {
       case 'left':
         if (f.reason !== undefined && f.id === undefined) return this.rooms.onRemoved(f);
         return this.onReply(f);
+      case 'muted':
+      case 'unmuted':
+      case 'room_updated':
+        return this.onModerated(f);
       case 'joined':
       case 'presence':
       case 'history':
@@ -313,7 +325,8 @@ export class Client {
   }
 
   onError(f) {
-    const err = new SwitchboardError(f.code, f.message);
+    // until: when a mute or ban ends (unix ms), on muted and banned errors.
+    const err = new SwitchboardError(f.code, f.message, f.until === undefined ? {} : { until: f.until });
     const id = f.id === undefined ? undefined : String(f.id);
     const r = id && this.requests.get(id);
     if (r) {
@@ -593,6 +606,79 @@ export class Client {
    * room since it was joined, as a Map of user to seq. */
   readers(room) {
     return new Map(this.reads.rooms.get(room)?.readers ?? []);
+  }
+
+  // ---- moderation ----
+
+  /** onModerated records and emits muted, unmuted and room_updated. */
+  onModerated(f) {
+    const st = { ...this.moderation(f.room) };
+    if (f.type === 'muted') Object.assign(st, { muted: true, until: f.until ?? 0 });
+    if (f.type === 'unmuted') Object.assign(st, { muted: false, until: 0 });
+    if (f.type === 'room_updated') st.frozen = f.frozen === true;
+    this.modState.set(f.room, st);
+    if (f.type === 'room_updated') return this.emit('room_updated', { room: f.room, frozen: st.frozen });
+    if (f.type === 'muted') return this.emit('muted', { room: f.room, until: st.until });
+    return this.emit('unmuted', { room: f.room });
+  }
+
+  /**
+   * moderation returns what this client was told of a room since it
+   * connected: {muted, until, frozen}. muted turns false by itself once a
+   * timed mute's until has passed. It knows only what events said: a room
+   * frozen before the join shows as not frozen until a write fails with
+   * "frozen".
+   * @returns {{muted: boolean, until: number, frozen: boolean}}
+   */
+  moderation(room) {
+    const st = this.modState.get(room) ?? { muted: false, until: 0, frozen: false };
+    if (st.muted && st.until !== 0 && st.until <= Date.now()) return { ...st, muted: false, until: 0 };
+    return st;
+  }
+
+  /**
+   * mute, unmute, ban, unban, freeze and unfreeze moderate a room; they need
+   * the token's op claim to match the room (else they fail with
+   * "forbidden") and resolve with {id} once done. opts.duration (mute and
+   * ban) is a Go duration such as "10m" (default: until lifted); opts.reason
+   * is a ban's. A banned user's sessions leave the room with a left frame of
+   * reason "banned" (their client emits error "banned").
+   * @returns {Promise<{id: string}>}
+   */
+  mute(room, user, { duration } = {}) {
+    return this.moderate({ type: 'mute', room, user, duration });
+  }
+
+  /** @returns {Promise<{id: string}>} */
+  unmute(room, user) {
+    return this.moderate({ type: 'unmute', room, user });
+  }
+
+  /** @returns {Promise<{id: string}>} */
+  ban(room, user, { duration, reason } = {}) {
+    return this.moderate({ type: 'ban', room, user, duration, reason });
+  }
+
+  /** @returns {Promise<{id: string}>} */
+  unban(room, user) {
+    return this.moderate({ type: 'unban', room, user });
+  }
+
+  /** @returns {Promise<{id: string}>} */
+  freeze(room) {
+    return this.moderate({ type: 'freeze', room });
+  }
+
+  /** @returns {Promise<{id: string}>} */
+  unfreeze(room) {
+    return this.moderate({ type: 'unfreeze', room });
+  }
+
+  moderate(frame) {
+    if (!ROOM_RE.test(frame.room)) return Promise.reject(new SwitchboardError('bad_request', 'bad room name'));
+    for (const k of Object.keys(frame)) if (frame[k] === undefined) delete frame[k];
+    const id = this.newId();
+    return this.call({ ...frame, id }, () => ({ id }));
   }
 
   // ---- other requests ----

@@ -124,7 +124,9 @@ func data(e map[string]any) map[string]any {
 // signed events with the documented contents.
 func TestWebhookEvents(t *testing.T) {
 	r := newHookReceiver(t, false)
-	base, _ := startRun(t, hookEnv(r.srv.URL+"/hook"))
+	env := hookEnv(r.srv.URL + "/hook")
+	env["SWITCHBOARD_API_KEY"] = testKey
+	base, _ := startRun(t, env)
 
 	alice := dial(t, base, "?name=alice", nil)
 	aliceSession := alice.expect("welcome")["session"]
@@ -143,8 +145,11 @@ func TestWebhookEvents(t *testing.T) {
 	bob.send(`{"type":"leave","room":"lobby"}`)
 	bob.expect("left")
 	bob.c.Close(websocket.StatusNormalClosure, "")
+	if code, body := api(t, "POST", base+"/api/rooms/lobby/mutes", testKey, `{"user":"bob","duration":"10m"}`); code/100 != 2 {
+		t.Fatalf("mute: %d %s", code, body)
+	}
 
-	r.wait(map[string]int{"user.connected": 2, "member.joined": 2, "message.sent": 1, "message.edited": 1, "message.deleted": 1, "member.left": 1, "user.disconnected": 1})
+	r.wait(map[string]int{"user.connected": 2, "member.joined": 2, "message.sent": 1, "message.edited": 1, "message.deleted": 1, "member.left": 1, "user.disconnected": 1, "moderation.muted": 1})
 	r.check()
 	for _, e := range r.ofType("") {
 		t.Errorf("event without type: %v", e)
@@ -172,6 +177,9 @@ func TestWebhookEvents(t *testing.T) {
 	if deleted := data(r.ofType("message.deleted")[0]); deleted["seq"] != 3.0 || deleted["target"] != 1.0 || deleted["from"] != "alice" || deleted["data"] != nil {
 		t.Errorf("message.deleted data = %v", deleted)
 	}
+	if d := data(r.ofType("moderation.muted")[0]); d["room"] != "lobby" || d["user"] != "bob" || d["by"] != "system" || d["until"] == nil {
+		t.Errorf("moderation.muted data = %v", d)
+	}
 	joined := map[string]bool{}
 	for _, e := range r.ofType("member.joined") {
 		d := data(e)
@@ -195,11 +203,11 @@ func TestWebhookEvents(t *testing.T) {
 	}
 
 	eventually(t, 10*time.Second, func() error {
-		f := scrape(t, base+"/metrics", "")
+		f := scrape(t, base+"/metrics", testKey)
 		delivered, _ := f.lookup("switchboard_webhook_events_total", "outcome", "delivered")
 		backlog, ok := f.lookup("switchboard_webhook_backlog")
-		if delivered != 9 || backlog != 0 || !ok {
-			return fmt.Errorf("delivered %v, backlog %v; want 9 and 0", delivered, backlog)
+		if delivered != 10 || backlog != 0 || !ok {
+			return fmt.Errorf("delivered %v, backlog %v; want 10 and 0", delivered, backlog)
 		}
 		return nil
 	})

@@ -39,6 +39,8 @@ func TestBroker(t *testing.T, newBroker NewBroker) {
 		{"UnreadCount", testUnreadCount},
 		{"UnreadCapped", testUnreadCapped},
 		{"UnreadRooms", testUnreadRooms},
+		{"Moderation", testModeration},
+		{"ModerationExpiry", testModerationExpiry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

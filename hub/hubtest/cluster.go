@@ -30,6 +30,7 @@ func TestCluster(t *testing.T, newCluster NewCluster) {
 		{"Presence", testClusterPresence},
 		{"Edits", testClusterEdits},
 		{"Reads", testClusterReads},
+		{"Moderation", testClusterModeration},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

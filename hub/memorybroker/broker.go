@@ -89,6 +89,8 @@ type memStream struct {
 	// deleted holds the seqs of history's messages that a delete targeted
 	// (edit.go).
 	deleted map[uint64]struct{}
+	// mod is the room's moderation (moderation.go).
+	mod modState
 }
 
 // New returns a Broker.
@@ -187,6 +189,9 @@ func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest)
 		defer s.mu.Unlock()
 		now := time.Now()
 		b.expireLocked(s, now)
+		if err := s.mod.checkLocked(r.Member, now.UnixMilli()); err != nil {
+			return hub.Position{}, false, err
+		}
 		if err := checkTargetLocked(s, r.Target); err != nil {
 			return hub.Position{}, false, err
 		}
@@ -230,7 +235,7 @@ const emptyIdle = time.Minute
 
 // maybeSweep drops, every 1024 publishes and history reads, the streams
 // nobody subscribes to whose history expired or that never had a message
-// and sat idle, so that memory does not grow with every room name ever used.
+// and sat idle, and that hold no moderation in force, so that memory does not grow with every room name ever used.
 // Forgetting an empty stream only changes its epoch, which loses nothing.
 func (b *Broker) maybeSweep(now time.Time) {
 	b.mu.Lock()
@@ -242,7 +247,8 @@ func (b *Broker) maybeSweep(now time.Time) {
 	for name, s := range b.streams {
 		if s.mu.TryLock() {
 			idle := now.Sub(s.last)
-			if !s.subscribed && (idle > b.cfg.HistoryTTL || s.seq == 0 && idle > emptyIdle) {
+			expired := idle > b.cfg.HistoryTTL || s.seq == 0 && idle > emptyIdle
+			if !s.subscribed && expired && s.mod.empty(now.UnixMilli()) {
 				delete(b.streams, name)
 			}
 			s.mu.Unlock()

@@ -20,9 +20,19 @@ func targetArgs(t hub.Target) []any {
 	return []any{strconv.FormatUint(t.Seq, 10), t.Author, del}
 }
 
-// refused returns the error of publish.lua's refusal code.
-func refused(code any) error {
+// refused returns the error of publish.lua's refusal code, with until (of
+// a mute).
+func refused(code, until any) error {
 	switch code {
+	case "frozen":
+		return fmt.Errorf("publish: %w", hub.ErrFrozen)
+	case "muted", "banned":
+		u, _ := until.(int64)
+		err := hub.ErrMuted
+		if code == "banned" {
+			err = hub.ErrBanned
+		}
+		return fmt.Errorf("publish: %w", &hub.RestrictedError{Err: err, Until: u})
 	case "not_found":
 		return fmt.Errorf("publish: %w", hub.ErrNotFound)
 	case "forbidden":

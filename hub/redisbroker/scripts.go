@@ -14,6 +14,14 @@ var (
 	publishLua    string
 	publishScript = redis.NewScript(publishLua)
 
+	//go:embed lua/moderate.lua
+	moderateLua    string
+	moderateScript = redis.NewScript(moderateLua)
+
+	//go:embed lua/moderation.lua
+	moderationLua    string
+	moderationScript = redis.NewScript(moderationLua)
+
 	//go:embed lua/history.lua
 	historyLua    string
 	historyScript = redis.NewScript(historyLua)
