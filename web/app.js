@@ -2,7 +2,7 @@
 // the DOM through textContent (see view.js).
 
 import { connect, RESEND_WINDOW_MS } from './switchboard.js';
-import { addMessage, addSystem, epochIndex, newRoomView, pendingSends, savedRoom, sortItems } from './conversation.js';
+import { addEntry, addMessage, addSystem, applyChange, epochIndex, newRoomView, pendingSends, savedRoom, sortItems } from './conversation.js';
 import { bannerText, isDown, retryLabel, statusText } from './status.js';
 import { parseSession, serializeSession, SESSION_KEY } from './store.js';
 import { $, autoGrow, avatar, el, messageText, renderItems, stickToBottom, typingText } from './view.js';
@@ -84,7 +84,10 @@ function start({ name, token, room }, saved = null) {
 function restore(saved) {
   for (const s of saved.rooms) {
     const r = roomView(s.name);
-    for (const m of s.msgs) addMessage(r, { seq: m.seq, from: m.from, ts: m.ts, data: m.text }, m.epoch);
+    for (const m of s.msgs) {
+      addMessage(r, { seq: m.seq, from: m.from, ts: m.ts, data: m.text }, m.epoch);
+      if (m.edited || m.deleted) Object.assign(r.byKey.get(`${m.epoch}:${m.seq}`), { edited: !!m.edited, deleted: !!m.deleted });
+    }
     const here = s.position && s.msgs.filter((m) => m.epoch === s.position.epoch);
     if (s.position) r.firstPage = 'done';
     r.hasOlder = s.hasOlder;
@@ -198,6 +201,8 @@ function wire(c) {
     renderStatus();
   });
   c.on('message', (m, meta) => onMessage(m, meta));
+  c.on('message_edited', (f, meta) => onChange(f, meta));
+  c.on('message_deleted', (f, meta) => onChange(f, meta));
   c.on('dm', (m, meta) => onDM(m, meta));
   c.on('members', ({ room, members, count }) => {
     const r = state.rooms.get(room);
@@ -246,6 +251,15 @@ function onMessage(m, meta) {
   }
   if (m.room === state.current) renderRoom();
   scheduleSave();
+}
+
+/** onChange applies an edit or delete to the message it targets. */
+function onChange(f, meta) {
+  const r = state.rooms.get(f.room);
+  if (!r) return;
+  const it = applyChange(r, f, meta.epoch);
+  if (it && f.room === state.current) renderRoom();
+  if (it) scheduleSave();
 }
 
 function onDM(m, meta) {
@@ -325,7 +339,7 @@ function loadFirstPage({ room, seq, epoch }) {
     .history(room, { before: seq + 1, limit: PAGE })
     .then((page) => {
       r.firstPage = 'done';
-      for (const m of page.messages) addMessage(r, m, page.epoch);
+      for (const m of page.messages) addEntry(r, m, page.epoch);
       r.hasOlder = page.messages.length === PAGE;
       if (page.messages.length > 0) r.oldest = page.messages[0].seq;
       if (r.name === state.current) renderRoom(true);
@@ -340,7 +354,7 @@ async function loadOlder() {
   const scroller = $('scroller');
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
   const page = await state.client.history(r.name, { before: r.oldest, limit: PAGE });
-  for (const m of page.messages) addMessage(r, m, page.epoch);
+  for (const m of page.messages) addEntry(r, m, page.epoch);
   r.hasOlder = page.messages.length === PAGE;
   if (page.messages.length > 0) r.oldest = page.messages[0].seq;
   renderRoom();

@@ -54,7 +54,7 @@ const GROUP_MS = 5 * 60 * 1000;
  * author while consecutive and within five minutes, own messages styled as
  * such, system lines and day dividers in between.
  *
- * Item: {kind: "msg", from, text, ts, pending?, failed?, note?, key} or
+ * Item: {kind: "msg", from, text, ts, pending?, failed?, edited?, deleted?, note?, key} or
  * {kind: "system", text, ts}. pendingText is the note under a pending
  * message.
  */
@@ -96,7 +96,10 @@ function messageRow(it, me, grouped, compact, pendingText) {
         el('time', { text: it.ts ? clock(it.ts) : '', attrs: { datetime: new Date(it.ts || Date.now()).toISOString() } })),
     );
   }
-  const bubble = el('div', { className: 'bubble text', text: it.text });
+  // A deleted message keeps its place, not its text; an edited one says so.
+  const bubble = it.deleted
+    ? el('div', { className: 'bubble text deleted', text: 'message deleted' })
+    : el('div', { className: 'bubble text', text: it.text }, it.edited ? el('span', { className: 'edited', text: ' (edited)' }) : null);
   if (it.ts) bubble.title = new Date(it.ts).toLocaleString();
   body.append(bubble);
   if (it.pending) body.append(el('div', { className: 'status', text: pendingText }));
