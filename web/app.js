@@ -25,6 +25,7 @@ const state = {
   tick: null,
   remember: false, // save the session for a reload (name sign-ins only)
   down: false, // the connection was lost and is not back yet
+  editing: null, // {room, key, text}: the own message being edited
 };
 let pendingOrder = 0;
 
@@ -258,6 +259,7 @@ function onChange(f, meta) {
   const r = state.rooms.get(f.room);
   if (!r) return;
   const it = applyChange(r, f, meta.epoch);
+  if (it?.deleted && state.editing?.key === it.key && state.editing.room === r.name) state.editing = null;
   if (it && f.room === state.current) renderRoom();
   if (it) scheduleSave();
 }
@@ -408,6 +410,60 @@ function queueSend(r, text, retry) {
   scheduleSave();
 }
 
+// ---- editing and deleting own messages ----
+
+function onMessageAction(e) {
+  const b = e.target.closest('button[data-action]');
+  const r = state.rooms.get(state.current);
+  const it = b && r?.byKey.get(b.closest('li')?.dataset.key);
+  if (!it) return;
+  const action = b.dataset.action;
+  if (action === 'edit') {
+    state.editing = { room: r.name, key: it.key, text: it.text, fresh: true };
+    renderRoom();
+  } else if (action === 'cancel-edit') {
+    cancelEdit();
+  } else if (action === 'delete') {
+    state.client.delete(r.name, it.seq).catch((err) => system(r.name, `Could not delete the message: ${changeError(err)}`, 'warn'));
+  }
+}
+
+function cancelEdit() {
+  const key = state.editing?.key;
+  state.editing = null;
+  renderRoom();
+  $('messages').querySelector(`li[data-key="${CSS.escape(key ?? '')}"] button[data-action="edit"]`)?.focus();
+}
+
+/** saveEdit sends the edited text; the message shows it once the server's
+ * message_edited comes back. */
+function saveEdit() {
+  const ed = state.editing;
+  const r = ed && state.rooms.get(ed.room);
+  const it = r?.byKey.get(ed.key);
+  state.editing = null;
+  if (it && ed.text.trim() && ed.text.trim() !== it.text) {
+    state.client.edit(r.name, it.seq, { text: ed.text.trim() }).catch((err) => system(r.name, `Could not edit the message: ${changeError(err)}`, 'warn'));
+  }
+  renderRoom();
+  $('compose').focus();
+}
+
+function changeError(err) {
+  switch (err.code) {
+    case 'not_found':
+      return 'it is no longer in the room’s history (or was deleted)';
+    case 'forbidden':
+      return 'only its sender may change it';
+    case 'muted':
+      return 'you are muted in this room';
+    case 'frozen':
+      return 'the room is frozen';
+    default:
+      return err.message || err.code;
+  }
+}
+
 // ---- direct messages ----
 
 function dmView(peer) {
@@ -536,7 +592,18 @@ function renderRoom(scrollDown = false) {
   $('empty-room').hidden = r?.items.some((it) => it.kind === 'msg') ?? false;
   $('load-older').hidden = !r?.hasOlder;
   const pendingText = state.down ? 'Pending · sent when the connection is back' : 'Sending…';
-  stickToBottom($('scroller'), () => renderItems($('messages'), r ? r.items : [], state.me, { pendingText }), scrollDown);
+  const editing = r && state.editing?.room === r.name ? state.editing : null;
+  const focused = editing && document.activeElement?.classList.contains('edit-text') ? document.activeElement : null;
+  const caret = focused ? [focused.selectionStart, focused.selectionEnd] : null;
+  stickToBottom($('scroller'), () => renderItems($('messages'), r ? r.items : [], state.me, { pendingText, editing }), scrollDown);
+  // The list is rebuilt: the editor keeps its focus and caret.
+  const ta = editing && $('messages').querySelector('.edit-text');
+  if (ta && (focused || editing.fresh)) {
+    ta.focus();
+    if (caret) ta.setSelectionRange(...caret);
+    else ta.setSelectionRange(ta.value.length, ta.value.length);
+    editing.fresh = false;
+  }
   renderTyping();
 }
 
@@ -682,6 +749,24 @@ function initApp() {
     const r = state.rooms.get(state.current);
     const it = li && r && [...r.byId.values()].find((x) => x.key === li.dataset.key);
     if (it?.failed) queueSend(r, it.text, it);
+  });
+  $('messages').addEventListener('click', onMessageAction);
+  $('messages').addEventListener('submit', (e) => {
+    e.preventDefault();
+    saveEdit();
+  });
+  $('messages').addEventListener('input', (e) => {
+    if (e.target.classList.contains('edit-text') && state.editing) state.editing.text = e.target.value;
+  });
+  $('messages').addEventListener('keydown', (e) => {
+    if (!e.target.classList.contains('edit-text')) return;
+    if (e.key === 'Escape') {
+      e.stopPropagation();
+      cancelEdit();
+    } else if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      saveEdit();
+    }
   });
   $('load-older').addEventListener('click', loadOlder);
   $('leave-room').addEventListener('click', leaveRoom);
