@@ -2,10 +2,10 @@
 // the DOM through textContent (see view.js).
 
 import { connect, RESEND_WINDOW_MS } from './switchboard.js';
-import { addEntry, addMessage, addSystem, applyChange, epochIndex, newRoomView, pendingSends, savedRoom, sortItems } from './conversation.js';
+import { addEntry, addMessage, addSystem, applyChange, epochIndex, moderationNotice, newRoomView, pendingSends, savedRoom, sortItems } from './conversation.js';
 import { bannerText, isDown, retryLabel, statusText } from './status.js';
 import { parseSession, serializeSession, SESSION_KEY } from './store.js';
-import { $, autoGrow, avatar, el, messageText, renderItems, stickToBottom, typingText } from './view.js';
+import { $, autoGrow, avatar, clock, el, messageText, renderItems, stickToBottom, typingText } from './view.js';
 
 const USER_RE = /^[A-Za-z0-9_.-]{1,32}$/;
 const ROOM_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -218,6 +218,9 @@ function wire(c) {
     system(room, `${user} left`, 'quiet');
   });
   c.on('typing', ({ room, user }) => onTyping(room, user));
+  c.on('muted', ({ room, until }) => setModeration(room, { muted: true, until }));
+  c.on('unmuted', ({ room }) => setModeration(room, { muted: false, until: 0 }));
+  c.on('room_updated', ({ room, frozen }) => setModeration(room, { frozen }));
   c.on('joined', loadFirstPage);
   c.on('recovered', ({ room, count }) => {
     if (count > 0) system(room, `${plural(count, 'message')} recovered after reconnect`, 'good');
@@ -402,12 +405,46 @@ function queueSend(r, text, retry) {
     r.byKey.set(key, it);
     sortItems(r);
   }).catch((err) => {
+    refusal(r.name, err);
     Object.assign(it, { pending: false, failed: true, note: `Not delivered (${err.code}) · ` });
   }).finally(() => {
     if (r.name === state.current) renderRoom();
     scheduleSave();
   });
   scheduleSave();
+}
+
+// ---- moderation ----
+
+/** setModeration records what the server said of this user's rights in a
+ * room (an event, or a write refused with muted or frozen). */
+function setModeration(room, change) {
+  const r = state.rooms.get(room);
+  if (!r) return;
+  Object.assign(r.mod, change);
+  const { until } = r.mod;
+  if (r.mod.muted && until > Date.now()) {
+    // A timed mute ends without an event.
+    clearTimeout(r.modTimer);
+    r.modTimer = setTimeout(() => r.mod.until === until && setModeration(room, { muted: false, until: 0 }), Math.min(until - Date.now() + 50, 2 ** 31 - 1));
+  }
+  if (room === state.current) renderNotice();
+}
+
+/** refusal updates the moderation state from a write's error. */
+function refusal(room, err) {
+  if (err.code === 'muted') setModeration(room, { muted: true, until: err.until ?? 0 });
+  if (err.code === 'frozen') setModeration(room, { frozen: true });
+}
+
+function renderNotice() {
+  const r = state.rooms.get(state.current);
+  const text = r ? moderationNotice(r.name, r.mod, clock) : '';
+  $('room-notice').textContent = text;
+  $('room-notice').hidden = !text;
+  $('compose').disabled = !!text;
+  $('composer').querySelector('button[type="submit"]').disabled = !!text;
+  $('compose').placeholder = !r ? '' : text ? 'You cannot write here now' : `Message #${r.name}`;
 }
 
 // ---- editing and deleting own messages ----
@@ -424,7 +461,10 @@ function onMessageAction(e) {
   } else if (action === 'cancel-edit') {
     cancelEdit();
   } else if (action === 'delete') {
-    state.client.delete(r.name, it.seq).catch((err) => system(r.name, `Could not delete the message: ${changeError(err)}`, 'warn'));
+    state.client.delete(r.name, it.seq).catch((err) => {
+      refusal(r.name, err);
+      system(r.name, `Could not delete the message: ${changeError(err)}`, 'warn');
+    });
   }
 }
 
@@ -443,7 +483,10 @@ function saveEdit() {
   const it = r?.byKey.get(ed.key);
   state.editing = null;
   if (it && ed.text.trim() && ed.text.trim() !== it.text) {
-    state.client.edit(r.name, it.seq, { text: ed.text.trim() }).catch((err) => system(r.name, `Could not edit the message: ${changeError(err)}`, 'warn'));
+    state.client.edit(r.name, it.seq, { text: ed.text.trim() }).catch((err) => {
+      refusal(r.name, err);
+      system(r.name, `Could not edit the message: ${changeError(err)}`, 'warn');
+    });
   }
   renderRoom();
   $('compose').focus();
@@ -587,11 +630,11 @@ function renderRoom(scrollDown = false) {
   $('room-name').textContent = r ? r.name : 'No room open';
   for (const id of ['leave-room', 'composer', 'open-people']) $(id).hidden = !r;
   document.querySelector('#room-title .hash').hidden = !r;
-  $('compose').placeholder = r ? `Message #${r.name}` : '';
   $('empty-room').textContent = r ? 'No messages yet. Say hello!' : 'Join or create a room to start chatting.';
   $('empty-room').hidden = r?.items.some((it) => it.kind === 'msg') ?? false;
   $('load-older').hidden = !r?.hasOlder;
   const pendingText = state.down ? 'Pending · sent when the connection is back' : 'Sending…';
+  renderNotice();
   const editing = r && state.editing?.room === r.name ? state.editing : null;
   const focused = editing && document.activeElement?.classList.contains('edit-text') ? document.activeElement : null;
   const caret = focused ? [focused.selectionStart, focused.selectionEnd] : null;

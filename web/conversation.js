@@ -14,7 +14,7 @@ export function newRoomView(name) {
   return {
     name, items: [], byKey: new Map(), byId: new Map(), epochs: [], unread: 0, members: [], count: 0, typing: new Map(),
     oldest: 0, hasOlder: false, joining: false, firstPage: null, joinedAt: null,
-    changes: new Map(),
+    changes: new Map(), mod: { muted: false, until: 0, frozen: false },
   };
 }
 
@@ -117,4 +117,16 @@ export function savedRoom(r, position) {
 /** pendingSends are a room's own messages not yet acknowledged. */
 export function pendingSends(r) {
   return r.items.filter((it) => it.pending && it.id).map((it) => ({ id: it.id, room: r.name, text: it.text, ts: it.ts }));
+}
+
+/**
+ * moderationNotice is the line above the composer of a room where this
+ * user may not write (mod = {muted, until, frozen}, as the client's
+ * moderation(room)), or '' where it may. clock formats a time of day.
+ */
+export function moderationNotice(room, mod, clock, now = Date.now()) {
+  const muted = mod.muted && (mod.until === 0 || mod.until > now);
+  if (muted) return mod.until ? `You are muted in #${room} until ${clock(mod.until)}` : `You are muted in #${room}`;
+  if (mod.frozen) return 'This room is frozen';
+  return '';
 }

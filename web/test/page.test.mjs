@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { addEntry, addMessage, applyChange, newRoomView, pendingSends, savedRoom } from '../conversation.js';
+import { addEntry, addMessage, applyChange, moderationNotice, newRoomView, pendingSends, savedRoom } from '../conversation.js';
 import { bannerText, isDown, retryLabel, statusText } from '../status.js';
 import { MAX_MESSAGES, parseSession, serializeSession } from '../store.js';
 
@@ -159,5 +159,15 @@ describe('room view', () => {
     r.firstPage = 'done';
     assert.deepEqual(savedRoom(r, null).msgs.map(({ text, edited, deleted }) => ({ text, edited, deleted })),
       [{ text: 'hello!', edited: true, deleted: undefined }, { text: '', edited: undefined, deleted: true }], 'a deleted text is not saved');
+  });
+
+  test('the notice of a room this user may not write to', () => {
+    const hhmm = (ts) => new Date(ts).toISOString().slice(11, 16);
+    const now = Date.UTC(2026, 0, 1, 14, 0);
+    const until = Date.UTC(2026, 0, 1, 14, 5);
+    assert.equal(moderationNotice('lobby', { muted: true, until, frozen: false }, hhmm, now), 'You are muted in #lobby until 14:05');
+    assert.equal(moderationNotice('lobby', { muted: true, until: 0, frozen: true }, hhmm, now), 'You are muted in #lobby');
+    assert.equal(moderationNotice('lobby', { muted: true, until, frozen: true }, hhmm, until + 1), 'This room is frozen', 'a timed mute ends by itself');
+    assert.equal(moderationNotice('lobby', { muted: false, until: 0, frozen: false }, hhmm, now), '');
   });
 });
