@@ -221,7 +221,17 @@ function wire(c) {
   c.on('muted', ({ room, until }) => setModeration(room, { muted: true, until }));
   c.on('unmuted', ({ room }) => setModeration(room, { muted: false, until: 0 }));
   c.on('room_updated', ({ room, frozen }) => setModeration(room, { frozen }));
-  c.on('joined', loadFirstPage);
+  c.on('joined', (j) => {
+    loadFirstPage(j);
+    const r = state.rooms.get(j.room);
+    if (r) countUnread(r);
+    if (r) markRead(r);
+  });
+  c.on('unread', ({ room }) => {
+    const r = state.rooms.get(room);
+    if (r) countUnread(r);
+  });
+  c.on('read', ({ room }) => room === state.current && renderRoom());
   c.on('recovered', ({ room, count }) => {
     if (count > 0) system(room, `${plural(count, 'message')} recovered after reconnect`, 'good');
   });
@@ -245,11 +255,8 @@ function onMessage(m, meta) {
   if (!r) return;
   const added = addMessage(r, m, meta.epoch, meta.id);
   stopTyping(m.room, m.from);
-  if (added && m.from !== state.me && (m.room !== state.current || document.hidden)) {
-    r.unread++;
-    renderRoomList();
-    renderTitle();
-  }
+  if (added && m.from !== state.me) countUnread(r);
+  markRead(r);
   if (added && m.from !== state.me && m.room === state.current && meta.source === 'live') {
     announce(`${m.from}: ${messageText(m.data)}`);
   }
@@ -262,6 +269,7 @@ function onChange(f, meta) {
   const r = state.rooms.get(f.room);
   if (!r) return;
   const it = applyChange(r, f, meta.epoch);
+  markRead(r);
   if (it?.deleted && state.editing?.key === it.key && state.editing.room === r.name) state.editing = null;
   if (it && f.room === state.current) renderRoom();
   if (it) scheduleSave();
@@ -323,6 +331,7 @@ function openRoom(name) {
   const r = roomView(name);
   state.current = name;
   r.unread = 0;
+  markRead(r);
   navOpen(false);
   renderAll(true);
   scheduleSave();
@@ -349,6 +358,7 @@ function loadFirstPage({ room, seq, epoch }) {
       if (page.messages.length > 0) r.oldest = page.messages[0].seq;
       if (r.name === state.current) renderRoom(true);
       scheduleSave();
+      markRead(r);
     })
     .catch(() => (r.firstPage = null)); // retried on the next joined
 }
@@ -412,6 +422,36 @@ function queueSend(r, text, retry) {
     scheduleSave();
   });
   scheduleSave();
+}
+
+// ---- read positions ----
+
+const viewing = (r) => r.name === state.current && !document.hidden;
+
+/** countUnread shows a room's unread count as the server keeps it (so a
+ * reload shows it from the joined answer), except in the room being read. */
+function countUnread(r) {
+  const n = viewing(r) ? 0 : state.client.unread(r.name);
+  if (n === r.unread) return;
+  r.unread = n;
+  renderRoomList();
+  renderTitle();
+}
+
+/** markRead tells the server the open, visible room is read up to its
+ * newest entry. */
+function markRead(r) {
+  if (!r || !viewing(r) || !state.client || r.firstPage !== 'done') return;
+  const pos = state.client.position(r.name);
+  if (pos?.since > state.client.readSeq(r.name)) state.client.read(r.name, pos.since);
+}
+
+/** seenBy names who read the room up to this user's last message. */
+function seenBy(r) {
+  const last = r.items.findLast((it) => it.kind === 'msg' && it.from === state.me && !it.pending && !it.failed && Number.isFinite(it.epochIdx));
+  if (!last) return null;
+  const users = [...state.client.readers(r.name)].filter(([u, seq]) => u !== state.me && seq >= last.seq).map(([u]) => u).sort();
+  return users.length > 0 ? { key: last.key, text: `Seen by ${users.join(', ')}` } : null;
 }
 
 // ---- moderation ----
@@ -638,7 +678,7 @@ function renderRoom(scrollDown = false) {
   const editing = r && state.editing?.room === r.name ? state.editing : null;
   const focused = editing && document.activeElement?.classList.contains('edit-text') ? document.activeElement : null;
   const caret = focused ? [focused.selectionStart, focused.selectionEnd] : null;
-  stickToBottom($('scroller'), () => renderItems($('messages'), r ? r.items : [], state.me, { pendingText, editing }), scrollDown);
+  stickToBottom($('scroller'), () => renderItems($('messages'), r ? r.items : [], state.me, { pendingText, editing, seenBy: r && seenBy(r) }), scrollDown);
   // The list is rebuilt: the editor keeps its focus and caret.
   const ta = editing && $('messages').querySelector('.edit-text');
   if (ta && (focused || editing.fresh)) {
@@ -841,6 +881,7 @@ function initApp() {
     retrySoon();
     const r = state.rooms.get(state.current);
     if (r) r.unread = 0;
+    markRead(r);
     if (state.dmPeer) dmView(state.dmPeer).unread = 0;
     renderRoomList();
     renderDMList();

@@ -56,7 +56,8 @@ const GROUP_MS = 5 * 60 * 1000;
  *
  * Item: {kind: "msg", from, text, ts, pending?, failed?, edited?, deleted?, note?, key} or
  * {kind: "system", text, ts}. pendingText is the note under a pending
- * message.
+ * message; editing ({key, text}) shows that item's inline editor; seenBy
+ * ({key, text}) puts a "Seen by" line under that item.
  */
 export function renderItems(list, items, me, { compact = false, pendingText = 'Sending…', editing = null, seenBy = null } = {}) {
   const out = [];
@@ -76,6 +77,7 @@ export function renderItems(list, items, me, { compact = false, pendingText = 'S
     }
     const grouped = prev && prev.from === it.from && it.ts - prev.ts < GROUP_MS;
     out.push(messageRow(it, me, grouped, compact, pendingText, editing));
+    if (seenBy && seenBy.key === it.key) out.push(el('li', { className: 'seen', text: seenBy.text }));
     prev = it;
   }
   list.replaceChildren(...out);
