@@ -175,7 +175,7 @@ func TestJoinRecovery(t *testing.T) {
 	bob = srv.dial("bob")
 	bob.send(`{"type":"join","room":"r","since":4,"epoch":"` + epoch + `","id":1}`)
 	bob.expect(
-		`{"type":"joined","id":1,"room":"r","members":["alice","bob"],"member_count":2,"seq":6,"epoch":"E","recovered":true}`,
+		`{"type":"joined","id":1,"room":"r","members":["alice","bob"],"member_count":2,"seq":6,"epoch":"E","recovered":true,"unread":5,"unread_capped":true}`,
 		`{"type":"message","room":"r","seq":5,"from":"alice","data":"y","ts":"TS"}`,
 		`{"type":"message","room":"r","seq":6,"from":"alice","data":"y","ts":"TS"}`,
 	)
@@ -184,10 +184,10 @@ func TestJoinRecovery(t *testing.T) {
 	// Too far back for a ring of 5 (2-6), or another epoch: not recovered.
 	carol := srv.dial("carol")
 	carol.send(`{"type":"join","room":"r","since":0,"epoch":"` + epoch + `"}`)
-	carol.expect(`{"type":"joined","room":"r","members":["alice","bob","carol"],"member_count":3,"seq":6,"epoch":"E","recovered":false}`)
+	carol.expect(`{"type":"joined","room":"r","members":["alice","bob","carol"],"member_count":3,"seq":6,"epoch":"E","recovered":false,"unread":5,"unread_capped":true}`)
 	dave := srv.dial("dave")
 	dave.send(`{"type":"join","room":"r","since":6,"epoch":"nope"}`)
-	dave.expect(`{"type":"joined","room":"r","members":["alice","bob","carol","dave"],"member_count":4,"seq":6,"epoch":"E","recovered":false}`)
+	dave.expect(`{"type":"joined","room":"r","members":["alice","bob","carol","dave"],"member_count":4,"seq":6,"epoch":"E","recovered":false,"unread":5,"unread_capped":true}`)
 	carol.expect(`{"type":"member_joined","room":"r","user":"dave","member_count":4}`)
 	carol.quiet()
 	dave.quiet()

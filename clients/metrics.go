@@ -23,7 +23,9 @@ const InvalidFrame = "invalid"
 // inTypes are the client frame types, then InvalidFrame.
 var inTypes = [...]string{
 	protocol.TypePing, protocol.TypeJoin, protocol.TypeLeave, protocol.TypeSend, protocol.TypeTyping,
-	protocol.TypeDM, protocol.TypePresence, protocol.TypeHistory, protocol.TypeRefresh, InvalidFrame,
+	protocol.TypeDM, protocol.TypePresence, protocol.TypeHistory, protocol.TypeRefresh,
+	protocol.TypeEdit, protocol.TypeDelete, protocol.TypeRead, protocol.TypeMute, protocol.TypeUnmute, protocol.TypeBan,
+	protocol.TypeUnban, protocol.TypeFreeze, protocol.TypeUnfreeze, InvalidFrame,
 }
 
 // Reasons a connection ended, the label values of Counters.Disconnects.

@@ -98,6 +98,8 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 			s.send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Seq: pos.Seq, Epoch: pos.Epoch}))
 		}
 		return err
+	case protocol.TypeEdit, protocol.TypeDelete:
+		return s.change(ctx, req)
 	case protocol.TypeTyping:
 		return h.Typing(ctx, s, req.Room)
 	case protocol.TypeDM:
@@ -108,6 +110,14 @@ func (s *Session) dispatch(ctx context.Context, req protocol.Request) error {
 		return s.history(ctx, req)
 	case protocol.TypeRefresh:
 		return s.refresh(ctx, req)
+	case protocol.TypeRead:
+		err := h.Read(ctx, s, req.Room, req.Seq)
+		if err == nil && req.ID != nil {
+			s.send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID}))
+		}
+		return err
+	case protocol.TypeMute, protocol.TypeUnmute, protocol.TypeBan, protocol.TypeUnban, protocol.TypeFreeze, protocol.TypeUnfreeze:
+		return s.moderate(ctx, req)
 	}
 	return protocol.Errorf(protocol.CodeUnknownType, "unknown frame type")
 }
@@ -119,6 +129,22 @@ func (s *Session) mayRead(room string) error {
 		return protocol.Errorf(protocol.CodeForbidden, "your token does not allow this room")
 	}
 	return nil
+}
+
+// change edits or deletes a message the user sent, answering ack with the
+// change's position when the frame has an id, as send does.
+func (s *Session) change(ctx context.Context, req protocol.Request) error {
+	var pos hub.Position
+	var err error
+	if req.Type == protocol.TypeEdit {
+		pos, err = s.srv.hub.Edit(ctx, s, req.Room, req.Seq, req.Data, req.ID)
+	} else {
+		pos, err = s.srv.hub.Delete(ctx, s, req.Room, req.Seq, req.ID)
+	}
+	if err == nil && req.ID != nil {
+		s.send(protocol.Encode(protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Seq: pos.Seq, Epoch: pos.Epoch}))
+	}
+	return err
 }
 
 // dm sends a direct message, when the identity allows it to that user.

@@ -97,6 +97,11 @@ type Identity struct {
 	// CanDM, when set, reports whether the user may send a direct message
 	// to another user. Default: to anyone.
 	CanDM func(user string) bool
+	// CanModerate, when set, reports whether the user operates a room: may
+	// mute, ban and freeze in it and delete any of its messages, and is
+	// not held by its mutes and freeze (see hub.Operator). Default: no
+	// room.
+	CanModerate func(room string) bool
 }
 
 // HTTPError is an error an Authenticate or CheckOrigin function returns to

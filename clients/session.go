@@ -222,6 +222,7 @@ func (s *Session) refresh(ctx context.Context, req protocol.Request) error {
 		return err
 	}
 	s.ident.Expires, s.ident.CanJoin, s.ident.CanDM = id.Expires, id.CanJoin, id.CanDM
+	s.ident.CanModerate = id.CanModerate
 	var exp int64
 	if id.Expires.IsZero() {
 		s.expiry.Stop()

@@ -43,6 +43,8 @@ type Event struct {
 	// Exclude names a user whose sessions must not get the frame (the typer,
 	// the joiner); empty for none.
 	Exclude string
+	// User is the user an EventTo or EventBan is about.
+	User string
 	// Frame is the encoded frame; empty for EventKick.
 	Frame []byte
 }
@@ -55,6 +57,11 @@ const (
 	EventFrame EventKind = iota
 	// EventKick closes every local session of the user (server API).
 	EventKick
+	// EventTo delivers Frame only to User's local sessions in the room.
+	EventTo
+	// EventBan takes User's local sessions out of the room, sending each
+	// Frame, its left frame (moderation.go).
+	EventBan
 )
 
 // PublishRequest is what Publish stores and delivers.
@@ -65,6 +72,18 @@ type PublishRequest struct {
 	// Seq and Epoch (not its Frame: only that much is kept per key) with
 	// duplicate = true and publishes nothing.
 	IdempotencyKey string
+	// Target, when its Seq is not 0, makes the publish an edit or delete
+	// of an earlier message, checked atomically with the append (see
+	// Target, in edit.go).
+	Target Target
+	// Member, when not "", makes the publish a member's own write (not the
+	// server API's, not an operator's): it is refused with a
+	// *RestrictedError of ErrBanned or ErrMuted when Member is banned or
+	// muted in the room, else with ErrFrozen when the room is frozen,
+	// checked atomically with the append, after the idempotency check and
+	// before the target's. (A banned member is taken out of the room, but
+	// the event that does so may be lost with a node's Redis connection.)
+	Member string
 }
 
 // HistoryQuery selects publications of a room, always returned oldest first.
@@ -146,6 +165,17 @@ type Broker interface {
 	// while the user has a session on this node.
 	SubscribeUser(ctx context.Context, user string) error
 	UnsubscribeUser(ctx context.Context, user string) error
+
+	// Moderate applies a moderation change to the room (moderation.go)
+	// and, atomically with it, delivers e, unless it is the zero Event, to
+	// every node subscribed to the room: a node that subscribed before a
+	// Moderation read which missed the change gets e. A mute or ban of a
+	// user replaces the user's earlier one; one beyond MaxModEntries is
+	// refused with ErrModFull. Mutes and bans end by themselves at Until.
+	Moderate(ctx context.Context, room string, a ModAction, e Event) error
+	// Moderation returns the room's moderation state in force; with user
+	// not "", only that user's mute and ban. It never creates state.
+	Moderation(ctx context.Context, room, user string) (ModState, error)
 
 	// Ready reports whether the broker can serve traffic now.
 	Ready(ctx context.Context) error

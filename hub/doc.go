@@ -1,7 +1,10 @@
 // Package hub owns rooms, membership and fan-out: which local sessions are in
 // which room, delivering each message to them in seq order, joins with
-// recovery, typing, direct messages and presence. It reaches other nodes and
-// history only through the Broker and Presence interfaces it declares;
+// recovery, typing, direct messages, presence, edits and deletes, read
+// receipts (coalesced per user and room, stored through the Broker's
+// optional Reads), and moderation (mutes, bans and freezes, whose state the
+// Broker keeps). It reaches other nodes and history only through the Broker
+// and Presence interfaces it declares;
 // package memorybroker has the single-node implementations, and package
 // redisbroker the one shared by a cluster.
 //

@@ -143,6 +143,8 @@ func (f frame) String() string {
 		return fmt.Sprintf("%s %s %s", f.Type, f.Room, f.User)
 	case "dm":
 		return fmt.Sprintf("dm %s>%s %s", f.From, f.To, f.Data)
+	case "read":
+		return fmt.Sprintf("read %s %s %d", f.Room, f.User, f.Seq)
 	default:
 		return f.Type
 	}

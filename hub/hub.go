@@ -39,6 +39,9 @@ type Config struct {
 	MaxReplayBytes int
 	// Logger receives the hub's logs. Default: none.
 	Logger zerolog.Logger
+	// OnWebhookEvent, when set, receives the node's webhook events (see
+	// Emit). It must not block. Default: none.
+	OnWebhookEvent func(WebhookEvent)
 }
 
 // Hub routes frames between local sessions and the Broker. Its methods are
@@ -59,7 +62,11 @@ type Hub struct {
 	drained  chan struct{} // closed once closing and sessions is empty
 	progress drainProgress // of the latest Close or Drain
 
-	count counters // for metrics: see Counters
+	count counters   // for metrics: see Counters
+	reads *readRelay // coalesces and stores read reports: see Read
+	// bg counts the hub's own goroutines (a ban's exits, moderation.go),
+	// which Drain waits for.
+	bg sync.WaitGroup
 }
 
 // userEntry is a user's local sessions and its Broker subscription.
@@ -72,7 +79,8 @@ type userEntry struct {
 }
 
 // New returns a Hub routing through broker and presence. Call Start before
-// connecting sessions.
+// connecting sessions. When broker also implements Reads, the hub keeps
+// read positions and answers joins with unread counts.
 func New(broker Broker, presence Presence, cfg Config) *Hub {
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 5 * time.Second
@@ -83,7 +91,7 @@ func New(broker Broker, presence Presence, cfg Config) *Hub {
 	if cfg.MaxRoomsPerSession <= 0 {
 		cfg.MaxRoomsPerSession = 100
 	}
-	return &Hub{
+	h := &Hub{
 		broker:   broker,
 		presence: presence,
 		cfg:      cfg,
@@ -93,6 +101,8 @@ func New(broker Broker, presence Presence, cfg Config) *Hub {
 		sessions: make(map[Session]map[string]struct{}),
 		drained:  make(chan struct{}),
 	}
+	h.reads = newReadRelay(h, broker)
+	return h
 }
 
 // Start makes the broker deliver to the hub.
@@ -114,6 +124,14 @@ func (h *Hub) Ready(ctx context.Context) error {
 
 // Connect registers a session and subscribes to its user's events.
 func (h *Hub) Connect(ctx context.Context, s Session) error {
+	if err := h.connect(ctx, s); err != nil {
+		return err
+	}
+	h.Emit(WebhookUserConnected, WebhookUser{User: s.User(), Session: s.ID()})
+	return nil
+}
+
+func (h *Hub) connect(ctx context.Context, s Session) error {
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
@@ -178,6 +196,7 @@ func (h *Hub) Disconnect(s Session) {
 	}
 	u.opMu.Unlock()
 	h.forget(s, u)
+	h.Emit(WebhookUserDisconnected, WebhookUser{User: s.User(), Session: s.ID()})
 }
 
 // Rooms returns the names of the rooms s is in, in no particular order.
@@ -250,7 +269,7 @@ func (p Pace) rate(n int) float64 {
 
 // Drain refuses new sessions, closes every session with code and reason,
 // paced by pace, and waits until all of them have disconnected or ctx is
-// done. When ctx is done before the last batch, the remaining sessions are
+// done; then it stores the read reports still pending. When ctx is done before the last batch, the remaining sessions are
 // closed at once: none is left without its close code. Drain logs a line
 // when it starts, one a second while it paces, and one at the end.
 //
@@ -280,6 +299,10 @@ func (h *Hub) Drain(ctx context.Context, code int, reason string, pace Pace) err
 		err = ctx.Err()
 	}
 
+	if err == nil {
+		h.bg.Wait() // no member is left to start more
+	}
+	h.reads.close()
 	closed, total := h.progress.get()
 	h.mu.Lock()
 	left := len(h.sessions)
@@ -377,6 +400,7 @@ func (h *Hub) Stats() Stats {
 // a message that says no more.
 func Describe(err error) *protocol.Error {
 	var perr *protocol.Error
+	var restricted *RestrictedError
 	switch {
 	case errors.As(err, &perr):
 		return perr
@@ -384,6 +408,18 @@ func Describe(err error) *protocol.Error {
 		return protocol.Errorf(protocol.CodeNotMember, "join the room first")
 	case errors.Is(err, ErrOffline):
 		return protocol.Errorf(protocol.CodeOffline, "that user is not connected")
+	case errors.Is(err, ErrNotFound):
+		return protocol.Errorf(protocol.CodeNotFound, "no such message in the room's history (or it was deleted)")
+	case errors.Is(err, ErrNotAuthor):
+		return protocol.Errorf(protocol.CodeForbidden, "only the sender may edit or delete this message")
+	case errors.As(err, &restricted):
+		return restrictedError(restricted)
+	case errors.Is(err, ErrFrozen):
+		return protocol.Errorf(protocol.CodeFrozen, "the room is frozen: only its operators write to it")
+	case errors.Is(err, ErrNotOperator):
+		return protocol.Errorf(protocol.CodeForbidden, "only an operator of the room may moderate it")
+	case errors.Is(err, ErrModFull):
+		return protocol.Errorf(protocol.CodeTooMany, "the room has too many mutes and bans")
 	case errors.Is(err, ErrTooManyRooms):
 		return protocol.Errorf(protocol.CodeTooMany, "too many rooms joined on this connection")
 	case errors.Is(err, ErrMaybeDelivered):

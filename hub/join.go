@@ -52,20 +52,31 @@ func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 		h.countRecovery(req, RecoveryFailed)
 		return err
 	}
+	unread, err := h.joinUnread(ctx, s, req.Room, page.Position)
+	if err != nil {
+		h.exit(s, r)
+		h.countRecovery(req, RecoveryFailed)
+		return err
+	}
 	outcome := recovery(req, page)
 	h.countRecovery(req, outcome)
 	recovered := req.Recover && outcome == RecoveryRecovered
 	answer := joinedAnswer(req, members, page.Position)
+	withUnread(&answer, unread)
 	if req.Recover {
 		answer.Recovered = &recovered
 	}
-	h.enqueueJoined(s, answer)
-
 	var replay []Publication
 	if recovered {
 		replay = page.Publications
 	}
-	h.activate(s, r, replay, page.Position.Epoch, page.Position.Seq)
+	if !h.activate(s, r, answer, replay, page.Position.Epoch, page.Position.Seq) {
+		h.exit(s, r)
+		if err := h.checkBan(ctx, req.Room, s.User()); err != nil {
+			return err
+		}
+		return &RestrictedError{Err: ErrBanned} // and unbanned since
+	}
 	return nil
 }
 
@@ -87,6 +98,11 @@ func joinedAnswer(req JoinRequest, members MemberPage, pos Position) protocol.Jo
 // missed publications when recovering), then adds the user's presence and
 // reads the first page of members.
 func (h *Hub) catchUp(ctx context.Context, s Session, r *room, req JoinRequest) (HistoryPage, MemberPage, error) {
+	// The node subscribed to the room (enter) before this read: a ban it
+	// misses reaches the member as an event.
+	if err := h.checkBan(ctx, r.name, s.User()); err != nil {
+		return HistoryPage{}, MemberPage{}, err
+	}
 	q := HistoryQuery{HasSince: req.Recover, Since: req.Since, Epoch: req.Epoch, MaxBytes: h.cfg.MaxReplayBytes}
 	hctx, cancel := h.opContext(ctx)
 	page, err := h.broker.History(hctx, r.name, q)
@@ -127,24 +143,26 @@ func (h *Hub) enqueueJoined(s Session, answer protocol.Joined) {
 	h.count.framesOut.Add(protocol.TypeJoined, 1)
 }
 
-// activate queues the replayed publications and the frames held while s was
-// joining, then makes s a live member. Publications of epoch at or below seq
-// last, held or delivered later, were already covered by the answer or the
-// replay.
-func (h *Hub) activate(s Session, r *room, replay []Publication, epoch string, last uint64) {
+// activate queues the joined answer, the replayed publications and the
+// frames held while s was joining, then makes s a live member, and reports
+// true; or false, queuing nothing, when a ban reached s meanwhile.
+// Publications of epoch at or below seq last, held or delivered later, were
+// already covered by the answer or the replay.
+func (h *Hub) activate(s Session, r *room, answer protocol.Joined, replay []Publication, epoch string, last uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := r.members[s]
-	if m == nil {
-		return
+	if m == nil || m.banned {
+		return false
 	}
+	h.enqueueJoined(s, answer)
 	if r.epoch == "" {
 		r.epoch = epoch
 	}
 	for _, p := range replay {
 		s.Enqueue(p.Frame)
+		h.countSent(roomFrame{seq: p.Seq, frame: p.Frame}, 1)
 	}
-	h.countMessages(len(replay))
 	m.epoch, m.last = epoch, last
 	for _, f := range m.held {
 		if m.admit(f) {
@@ -153,6 +171,7 @@ func (h *Hub) activate(s Session, r *room, replay []Publication, epoch string, l
 		}
 	}
 	m.joining, m.held = false, nil
+	return true
 }
 
 // rejoin answers a join of a room the session is already in, without
@@ -168,7 +187,12 @@ func (h *Hub) rejoin(ctx context.Context, s Session, req JoinRequest) error {
 	if err != nil {
 		return err
 	}
+	unread, err := h.joinUnread(ctx, s, req.Room, page.Position)
+	if err != nil {
+		return err
+	}
 	answer := joinedAnswer(req, members, page.Position)
+	withUnread(&answer, unread)
 	if req.Recover {
 		recovered := req.Epoch == page.Position.Epoch && req.Since == page.Position.Seq
 		answer.Recovered = &recovered

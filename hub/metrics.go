@@ -19,6 +19,10 @@ var frameTypes = [...]string{
 	protocol.TypeTyping, protocol.TypeDM, protocol.TypePresence, protocol.TypeHistory,
 	protocol.TypePing, protocol.TypePong, protocol.TypeError, protocol.TypeMemberJoined,
 	protocol.TypeMemberLeft, protocol.TypeRefresh, protocol.TypeRefreshed, protocol.TypeEpoch,
+	protocol.TypeEdit, protocol.TypeDelete, protocol.TypeMessageEdited, protocol.TypeMessageDeleted,
+	protocol.TypeRead,
+	protocol.TypeMute, protocol.TypeUnmute, protocol.TypeBan, protocol.TypeUnban, protocol.TypeFreeze,
+	protocol.TypeUnfreeze, protocol.TypeMuted, protocol.TypeUnmuted, protocol.TypeRoomUpdated,
 	OtherFrame,
 }
 
@@ -165,17 +169,9 @@ func (h *Hub) countSent(f roomFrame, n int) {
 	switch {
 	case n == 0:
 	case f.seq != 0:
-		h.countMessages(n)
+		h.count.delivered.Add(uint64(n))
+		h.count.framesOut.AddFrame(f.frame, n) // a message, or an edit or delete
 	default:
 		h.count.framesOut.AddFrame(f.frame, n)
 	}
-}
-
-// countMessages counts n message frames handed to sessions.
-func (h *Hub) countMessages(n int) {
-	if n == 0 {
-		return
-	}
-	h.count.delivered.Add(uint64(n))
-	h.count.framesOut.Add(protocol.TypeMessage, n)
 }

@@ -155,14 +155,16 @@ func TestFrameCounterTypes(t *testing.T) { // not parallel: AllocsPerRun
 		t.Fatal(err)
 	}
 	frames := map[string][]byte{
-		protocol.TypeMessage:      append(append(append([]byte(nil), msg.Prefix...), '1'), msg.Suffix...),
-		protocol.TypeDM:           dm,
-		protocol.TypeJoined:       protocol.Encode(protocol.Joined{Type: protocol.TypeJoined, Room: "lobby"}),
-		protocol.TypeHistory:      protocol.EncodeHistory(nil, "lobby", "e", nil),
-		protocol.TypeError:        protocol.EncodeError(nil, protocol.Errorf(protocol.CodeBadRequest, "no")),
-		protocol.TypeMemberJoined: hub.MemberChange("lobby", protocol.TypeMemberJoined, "bob", 2).Frame,
-		protocol.TypeTyping:       hub.MemberEvent("lobby", protocol.TypeTyping, "bob").Frame,
-		hub.OtherFrame:            []byte(`{"type":"nonsense"}`),
+		protocol.TypeMessage:        append(append(append([]byte(nil), msg.Prefix...), '1'), msg.Suffix...),
+		protocol.TypeDM:             dm,
+		protocol.TypeJoined:         protocol.Encode(protocol.Joined{Type: protocol.TypeJoined, Room: "lobby"}),
+		protocol.TypeHistory:        protocol.EncodeHistory(nil, "lobby", "e", nil),
+		protocol.TypeError:          protocol.EncodeError(nil, protocol.Errorf(protocol.CodeBadRequest, "no")),
+		protocol.TypeMemberJoined:   hub.MemberChange("lobby", protocol.TypeMemberJoined, "bob", 2).Frame,
+		protocol.TypeTyping:         hub.MemberEvent("lobby", protocol.TypeTyping, "bob").Frame,
+		hub.OtherFrame:              []byte(`{"type":"nonsense"}`),
+		protocol.TypeMessageDeleted: protocol.NewDeleted("lobby", "bob", 1, 1).Frame(2),
+		protocol.TypeRoomUpdated:    protocol.Encode(protocol.RoomUpdated{Type: protocol.TypeRoomUpdated, Room: "lobby"}),
 	}
 	var c hub.FrameCounter
 	for _, f := range frames {

@@ -16,25 +16,31 @@ func (h *Hub) Send(ctx context.Context, s Session, room string, data json.RawMes
 	if !h.joined(s, room) {
 		return Position{}, ErrNotMember
 	}
-	return h.Publish(ctx, room, s.User(), data, idempotencyKey(s.User(), "send:"+room, id))
+	return h.publish(ctx, room, s.User(), data, idempotencyKey(s.User(), "send:"+room, id), asMember(s, room))
 }
 
 // Publish publishes data to a room as user from, whether or not from is
 // connected (the server API uses it), and returns the message's position.
 // idempotencyKey may be empty.
 func (h *Hub) Publish(ctx context.Context, room, from string, data json.RawMessage, idempotencyKey string) (Position, error) {
+	return h.publish(ctx, room, from, data, idempotencyKey, "")
+}
+
+// publish is Publish with PublishRequest.Member.
+func (h *Hub) publish(ctx context.Context, room, from string, data json.RawMessage, idempotencyKey, member string) (Position, error) {
 	msg, err := protocol.NewMessage(room, from, data, time.Now().UnixMilli())
 	if err != nil {
 		return Position{}, err
 	}
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
-	p, dup, err := h.broker.Publish(ctx, room, PublishRequest{Message: msg, IdempotencyKey: idempotencyKey})
+	p, dup, err := h.broker.Publish(ctx, room, PublishRequest{Message: msg, IdempotencyKey: idempotencyKey, Member: member})
 	if err != nil {
 		return Position{}, err
 	}
 	if !dup {
 		h.count.published.Add(1)
+		h.Emit(WebhookMessageSent, WebhookMessage{Room: room, Seq: p.Seq, Epoch: p.Epoch, From: from, Data: data})
 	}
 	return Position{Seq: p.Seq, Epoch: p.Epoch}, nil
 }

@@ -37,6 +37,9 @@ type member struct {
 	user    string // s.User(), kept so that the fan-out makes no call for it
 	i       int    // index in room.list
 	joining bool
+	// banned reports that a ban reached the member while it was joining:
+	// its join fails (moderation.go).
+	banned bool
 	// present reports that the session is counted in room.users (its
 	// user's presence was added).
 	present bool
@@ -70,6 +73,7 @@ type roomFrame struct {
 	seq     uint64
 	epoch   string
 	exclude string
+	only    string // when not "", the only user whose sessions get the frame
 	frame   []byte
 }
 
@@ -157,8 +161,12 @@ func (h *Hub) present(ctx context.Context, s Session, r *room) error {
 	if r.users[user] == 0 {
 		ctx, cancel := h.opContext(ctx)
 		defer cancel()
-		if _, err := h.presence.Add(ctx, r.name, user); err != nil {
+		first, err := h.presence.Add(ctx, r.name, user)
+		if err != nil {
 			return err
+		}
+		if first {
+			h.Emit(WebhookMemberJoined, WebhookMember{Room: r.name, User: user})
 		}
 	}
 	r.users[user]++
@@ -173,22 +181,35 @@ func (h *Hub) present(ctx context.Context, s Session, r *room) error {
 // releases the session's hold on r. Each Broker and Presence call gets a
 // deadline of its own, not the caller's: an exit happens after the session
 // is gone, and must not fail because an earlier step was slow.
+//
+// Whoever takes the member out of r.members finishes the exit: a ban may
+// have done so meanwhile (evict), and then exit does nothing.
 func (h *Hub) exit(s Session, r *room) {
 	r.mu.Lock()
 	m := r.removeLocked(s)
 	r.mu.Unlock()
+	if m == nil {
+		return
+	}
 	h.mu.Lock()
 	delete(h.sessions[s], r.name)
 	h.mu.Unlock()
+	h.leaveRoom(s, r, m)
+}
 
+// leaveRoom finishes the exit of s, whose member m was taken out of r.
+func (h *Hub) leaveRoom(s Session, r *room, m *member) {
 	r.opMu.Lock()
 	user := s.User()
-	if m != nil && m.present {
+	if m.present {
 		if r.users[user]--; r.users[user] == 0 {
 			delete(r.users, user)
 			ctx, cancel := h.opContext(context.Background())
-			if _, err := h.presence.Remove(ctx, r.name, user); err != nil {
+			last, err := h.presence.Remove(ctx, r.name, user)
+			if err != nil {
 				h.log.Warn().Err(err).Str("room", r.name).Str("user", user).Msg("remove presence: retried in the background")
+			} else if last {
+				h.Emit(WebhookMemberLeft, WebhookMember{Room: r.name, User: user})
 			}
 			cancel()
 		}
@@ -215,9 +236,17 @@ func (h *Hub) deliver(name string, p Publication) {
 }
 
 // deliverEvent fans an event out to the room's local members but those of
-// e.Exclude.
+// e.Exclude (only to those of e.User for an EventTo), or evicts a banned
+// user.
 func (h *Hub) deliverEvent(name string, e Event) {
-	h.fanout(name, roomFrame{exclude: e.Exclude, frame: e.Frame})
+	switch e.Kind {
+	case EventBan:
+		h.evict(name, e)
+	case EventTo:
+		h.fanout(name, roomFrame{only: e.User, frame: e.Frame})
+	default:
+		h.fanout(name, roomFrame{exclude: e.Exclude, frame: e.Frame})
+	}
 }
 
 // fanout hands f's frame to every local member of the room but f.exclude's
@@ -247,7 +276,7 @@ func (h *Hub) fanout(name string, f roomFrame) {
 func (h *Hub) fanoutLocked(r *room, f roomFrame) {
 	sent := 0
 	for _, m := range r.list {
-		if f.exclude != "" && m.user == f.exclude {
+		if f.exclude != "" && m.user == f.exclude || f.only != "" && m.user != f.only {
 			continue
 		}
 		if m.joining {

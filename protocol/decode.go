@@ -21,6 +21,11 @@ type wire struct {
 	Since  *uint64         `json:"since"`
 	Epoch  *string         `json:"epoch"`
 	Token  *string         `json:"token"`
+	Seq    *uint64         `json:"seq"`
+	// User, Duration and Reason are of moderation frames (moderation.go).
+	User     *string `json:"user"`
+	Duration *string `json:"duration"`
+	Reason   *string `json:"reason"`
 }
 
 // Decode parses and validates one client frame. On failure it returns an
@@ -92,6 +97,12 @@ func (req *Request) fill(w *wire) error {
 			return err
 		}
 		return req.page(w)
+	case TypeEdit, TypeDelete:
+		return req.change(w)
+	case TypeRead:
+		return req.read(w)
+	case TypeMute, TypeUnmute, TypeBan, TypeUnban, TypeFreeze, TypeUnfreeze:
+		return req.moderation(w)
 	case TypeRefresh:
 		if w.Token == nil || *w.Token == "" || len(*w.Token) > MaxTokenLen {
 			return Errorf(CodeBadRequest, "token is required")
@@ -117,6 +128,21 @@ func (req *Request) data(w *wire) error {
 	}
 	req.Data = w.Data
 	return nil
+}
+
+// change reads an edit's or a delete's room, target seq and (edit) data.
+func (req *Request) change(w *wire) error {
+	if err := req.room(w); err != nil {
+		return err
+	}
+	if w.Seq == nil || *w.Seq == 0 {
+		return Errorf(CodeBadRequest, "seq must be the seq of a message of the room")
+	}
+	req.Seq = *w.Seq
+	if req.Type == TypeDelete {
+		return nil
+	}
+	return req.data(w)
 }
 
 func (req *Request) since(w *wire) error {

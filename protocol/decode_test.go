@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -24,13 +25,18 @@ type request struct {
 	Since    uint64
 	Epoch    string
 	Token    string
+	Seq      uint64
+	User     string
+	Duration time.Duration
+	Reason   string
 }
 
 func flatten(r protocol.Request) request {
 	return request{
 		Type: r.Type, ID: string(r.ID), Room: r.Room, To: r.To, Data: string(r.Data),
 		Limit: r.Limit, Before: r.Before, After: r.After, HasSince: r.HasSince, Since: r.Since,
-		Epoch: r.Epoch, Token: r.Token,
+		Epoch: r.Epoch, Token: r.Token, Seq: r.Seq,
+		User: r.User, Duration: r.Duration, Reason: r.Reason,
 	}
 }
 
@@ -110,6 +116,10 @@ func TestDecodeValid(t *testing.T) {
 			request{Type: "history", Room: "r", Limit: 50}},
 		{"ping", `{"type":"ping"}`, request{Type: "ping"}},
 		{"refresh", `{"type":"refresh","token":"abc.def"}`, request{Type: "refresh", Token: "abc.def"}},
+		{"read", `{"type":"read","room":"lobby","seq":42}`, request{Type: "read", Room: "lobby", Seq: 42}},
+		{"read with id", `{"type":"read","id":"r1","room":"r","seq":1}`, request{Type: "read", ID: `"r1"`, Room: "r", Seq: 1}},
+		{"read seq max", `{"type":"read","room":"r","seq":18446744073709551615}`, request{Type: "read", Room: "r", Seq: 1<<64 - 1}},
+		{"seq of other types ignored", `{"type":"typing","room":"r","seq":5}`, request{Type: "typing", Room: "r"}},
 		{"refresh token max", `{"type":"refresh","token":"` + token4k + `"}`, request{Type: "refresh", Token: token4k}},
 
 		{"id string", `{"type":"ping","id":"p1"}`, request{Type: "ping", ID: `"p1"`}},
@@ -231,6 +241,17 @@ func TestDecodeErrors(t *testing.T) {
 		{"history no room", `{"type":"history"}`, badRequest, ""},
 		{"history room bad", `{"type":"history","room":"#r"}`, badRequest, ""},
 
+		// Read.
+		{"read no room", `{"type":"read","seq":1}`, badRequest, ""},
+		{"read room bad", `{"type":"read","room":"a b","seq":1}`, badRequest, ""},
+		{"read no seq", `{"type":"read","room":"r","id":3}`, badRequest, `3`},
+		{"read seq null", `{"type":"read","room":"r","seq":null}`, badRequest, ""},
+		{"read seq 0", `{"type":"read","room":"r","seq":0}`, badRequest, ""},
+		{"read seq negative", `{"type":"read","room":"r","seq":-1}`, badRequest, ""},
+		{"read seq string", `{"type":"read","room":"r","seq":"4","id":"x"}`, badRequest, `"x"`},
+		{"read seq fraction", `{"type":"read","room":"r","seq":1.5}`, badRequest, ""},
+		{"read seq too large", `{"type":"read","room":"r","seq":18446744073709551616}`, badRequest, ""},
+
 		// Join recovery.
 		{"since without epoch", `{"type":"join","room":"r","since":4}`, badRequest, ""},
 		{"epoch without since", `{"type":"join","room":"r","epoch":"e"}`, badRequest, ""},
@@ -344,6 +365,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 		`{"type":"history","room":"r","limit":7,"before":99}`,
 		`{"type":"ping","id":"\u00e9\"\\"}`,
 		`{"type":"refresh","token":"t"}`,
+		`{"type":"read","id":7,"room":"r","seq":12}`,
 	} {
 		req, err := protocol.Decode([]byte(in))
 		if err != nil {
@@ -394,8 +416,20 @@ func frameOf(t testing.TB, req protocol.Request) []byte {
 	if req.HasSince {
 		m["since"], m["epoch"] = req.Since, req.Epoch
 	}
+	if req.Seq != 0 {
+		m["seq"] = req.Seq
+	}
 	if req.Token != "" {
 		m["token"] = req.Token
+	}
+	if req.User != "" {
+		m["user"] = req.User
+	}
+	if req.Duration != 0 {
+		m["duration"] = req.Duration.String()
+	}
+	if req.Reason != "" {
+		m["reason"] = req.Reason
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)

@@ -39,6 +39,15 @@ type Joined struct {
 	Epoch       string `json:"epoch"`
 	// Recovered is set only when the join asked for recovery with since.
 	Recovered *bool `json:"recovered,omitempty"`
+	// ReadSeq is the user's read position in the room (see Read): the seq
+	// of the last message read, in this epoch; 0, and left out, when none.
+	ReadSeq uint64 `json:"read_seq,omitempty"`
+	// Unread counts the messages of other users after ReadSeq, up to Seq,
+	// that the room's history holds; left out when 0.
+	Unread int `json:"unread,omitempty"`
+	// UnreadCapped reports that the history no longer reaches back to
+	// ReadSeq: more messages than Unread may be unread.
+	UnreadCapped bool `json:"unread_capped,omitempty"`
 }
 
 // Left answers a leave, or tells the session the server took it out of a
@@ -56,6 +65,8 @@ type Left struct {
 const (
 	// ReasonForbidden: a refresh's new token no longer allows the room.
 	ReasonForbidden = "forbidden"
+	// ReasonBanned: the user was banned from the room (moderation.go).
+	ReasonBanned = "banned"
 )
 
 // Ack confirms a send (with its seq and epoch) or a dm (without).
@@ -102,6 +113,8 @@ type ErrorFrame struct {
 	ID      json.RawMessage `json:"id,omitempty"`
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
+	// Until is Error.Until: set only for a timed mute or ban.
+	Until int64 `json:"until,omitempty"`
 }
 
 // MemberEvent is typing; Encode also gives the shape of member_joined and
@@ -212,7 +225,7 @@ func orEmpty[T any](s []T) []T {
 
 // EncodeError returns an error frame echoing id.
 func EncodeError(id json.RawMessage, e *Error) []byte {
-	return Encode(ErrorFrame{Type: TypeError, ID: id, Code: e.Code, Message: e.Message})
+	return Encode(ErrorFrame{Type: TypeError, ID: id, Code: e.Code, Message: e.Message, Until: e.Until})
 }
 
 // MessageTemplate is a message frame whose seq is not yet known: the broker

@@ -13,6 +13,10 @@ const (
 	CodeForbidden    = "forbidden"    // the user may not do this (for example join that room)
 	CodeUnauthorized = "unauthorized" // missing, invalid or expired credentials
 	CodeTooMany      = "too_many"     // a configured limit (rooms per connection, connections) is reached
+	CodeNotFound     = "not_found"    // no such message in the room's retained history (or it was deleted)
+	CodeMuted        = "muted"        // the user is muted in the room: it may read but not write (until, when timed)
+	CodeBanned       = "banned"       // the user is banned from the room (until, when timed)
+	CodeFrozen       = "frozen"       // the room is frozen: only operators and the server API write to it
 	CodeInternal     = "internal"     // a server bug; the message says no more
 )
 
@@ -21,6 +25,9 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// Until, for muted and banned, is when the restriction ends (unix
+	// milliseconds); 0 when it lasts until lifted, and for other codes.
+	Until int64
 }
 
 // Errorf returns an *Error with the given code and message.

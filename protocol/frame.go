@@ -1,13 +1,18 @@
 package protocol
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Version is the protocol version announced in the welcome frame.
 const Version = 1
 
 // Frame types. Client frames are join, leave, send, typing, dm, presence,
-// history, ping and refresh; the server sends the others, and echoes typing,
-// dm, presence and history under the same names.
+// history, ping, refresh, read, edit and delete (edit.go), and mute, unmute,
+// ban, unban, freeze and unfreeze (moderation.go); the server sends the
+// others, and echoes typing, dm, presence, history and read under the same
+// names.
 const (
 	TypeWelcome      = "welcome"
 	TypeJoin         = "join"
@@ -29,6 +34,7 @@ const (
 	TypeRefresh      = "refresh"
 	TypeRefreshed    = "refreshed"
 	TypeEpoch        = "epoch"
+	TypeRead         = "read"
 )
 
 // History paging bounds.
@@ -63,11 +69,12 @@ type Request struct {
 	// ID is the client's correlation id as raw JSON (a string or a number),
 	// echoed in the direct reply; nil when the frame had none.
 	ID json.RawMessage
-	// Room is the room of join, leave, send, typing, presence and history.
+	// Room is the room of join, leave, send, typing, presence, history,
+	// edit, delete and the moderation frames.
 	Room string
 	// To is the recipient of a dm.
 	To string
-	// Data is the payload of send and dm: any JSON value but null.
+	// Data is the payload of send, dm and edit: any JSON value but null.
 	Data json.RawMessage
 	// Limit is the page size of history, 1–100 (50 when the client gave
 	// none), and of presence, 1–MaxPresenceLimit (MaxPresenceLimit when
@@ -84,4 +91,14 @@ type Request struct {
 	Epoch    string
 	// Token is the new credential of a refresh.
 	Token string
+	// Seq is the target message of edit and delete, and the last message read
+	// of a read; at least 1.
+	Seq uint64
+	// User is the user a mute, unmute, ban or unban is about.
+	User string
+	// Duration is how long a mute or ban lasts: 0 until it is lifted,
+	// else at most MaxModDuration.
+	Duration time.Duration
+	// Reason is a ban's reason, at most MaxReasonLen bytes; "" for none.
+	Reason string
 }

@@ -96,6 +96,12 @@ func checkEcho(t testing.TB, req protocol.Request) {
 			t.Fatalf("NewMessage of decoded data %s: %v", req.Data, err)
 		}
 		frame = tmpl.Frame(1)
+	case protocol.TypeEdit:
+		tmpl, err := protocol.NewEdited(req.Room, "u", req.Seq, req.Data, 1)
+		if err != nil {
+			t.Fatalf("NewEdited of decoded data %s: %v", req.Data, err)
+		}
+		frame = tmpl.Frame(req.Seq + 1)
 	case protocol.TypeDM:
 		var err error
 		if frame, err = protocol.NewDM("u", req.To, req.Data, 1); err != nil {
@@ -181,12 +187,54 @@ func checkRequest(t testing.TB, req protocol.Request) {
 			t.Errorf("refresh token of %d bytes", len(req.Token))
 		}
 		unused.Token = ""
+	case protocol.TypeEdit:
+		checkRoom(t, req)
+		checkData(t, req)
+		if req.Seq == 0 {
+			t.Errorf("edit of seq 0")
+		}
+		unused.Room, unused.Data, unused.Seq = "", "", 0
+	case protocol.TypeDelete:
+		checkRoom(t, req)
+		if req.Seq == 0 {
+			t.Errorf("delete of seq 0")
+		}
+		unused.Room, unused.Seq = "", 0
+	case protocol.TypeRead:
+		checkRoom(t, req)
+		if req.Seq == 0 {
+			t.Errorf("read of seq 0")
+		}
+		unused.Room, unused.Seq = "", 0
+	case protocol.TypeFreeze, protocol.TypeUnfreeze:
+		checkRoom(t, req)
+		unused.Room = ""
+	case protocol.TypeMute, protocol.TypeUnmute, protocol.TypeBan, protocol.TypeUnban:
+		checkModeration(t, req)
+		unused.Room, unused.User, unused.Duration, unused.Reason = "", "", 0, ""
 	case protocol.TypePing:
 	default:
 		t.Fatalf("Decode accepted type %q, not a client frame type", req.Type)
 	}
 	if unused != (request{}) {
 		t.Errorf("%s request sets fields it does not use: %+v", req.Type, unused)
+	}
+}
+
+// checkModeration checks a mute's, unmute's, ban's or unban's fields: a
+// duration and a reason only where they belong, and within bounds.
+func checkModeration(t testing.TB, req protocol.Request) {
+	t.Helper()
+	checkRoom(t, req)
+	if !protocol.ValidUser(req.User) {
+		t.Errorf("%s of invalid user %q", req.Type, req.User)
+	}
+	timed := req.Type == protocol.TypeMute || req.Type == protocol.TypeBan
+	if req.Duration < 0 || req.Duration > protocol.MaxModDuration || !timed && req.Duration != 0 {
+		t.Errorf("%s with duration %v", req.Type, req.Duration)
+	}
+	if len(req.Reason) > protocol.MaxReasonLen || req.Type != protocol.TypeBan && req.Reason != "" {
+		t.Errorf("%s with reason of %d bytes", req.Type, len(req.Reason))
 	}
 }
 

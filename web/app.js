@@ -2,10 +2,10 @@
 // the DOM through textContent (see view.js).
 
 import { connect, RESEND_WINDOW_MS } from './switchboard.js';
-import { addMessage, addSystem, epochIndex, newRoomView, pendingSends, savedRoom, sortItems } from './conversation.js';
+import { addEntry, addMessage, addSystem, applyChange, epochIndex, moderationNotice, newRoomView, pendingSends, savedRoom, sortItems } from './conversation.js';
 import { bannerText, isDown, retryLabel, statusText } from './status.js';
 import { parseSession, serializeSession, SESSION_KEY } from './store.js';
-import { $, autoGrow, avatar, el, messageText, renderItems, stickToBottom, typingText } from './view.js';
+import { $, autoGrow, avatar, clock, el, messageText, renderItems, stickToBottom, typingText } from './view.js';
 
 const USER_RE = /^[A-Za-z0-9_.-]{1,32}$/;
 const ROOM_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -25,6 +25,7 @@ const state = {
   tick: null,
   remember: false, // save the session for a reload (name sign-ins only)
   down: false, // the connection was lost and is not back yet
+  editing: null, // {room, key, text}: the own message being edited
 };
 let pendingOrder = 0;
 
@@ -84,7 +85,10 @@ function start({ name, token, room }, saved = null) {
 function restore(saved) {
   for (const s of saved.rooms) {
     const r = roomView(s.name);
-    for (const m of s.msgs) addMessage(r, { seq: m.seq, from: m.from, ts: m.ts, data: m.text }, m.epoch);
+    for (const m of s.msgs) {
+      addMessage(r, { seq: m.seq, from: m.from, ts: m.ts, data: m.text }, m.epoch);
+      if (m.edited || m.deleted) Object.assign(r.byKey.get(`${m.epoch}:${m.seq}`), { edited: !!m.edited, deleted: !!m.deleted });
+    }
     const here = s.position && s.msgs.filter((m) => m.epoch === s.position.epoch);
     if (s.position) r.firstPage = 'done';
     r.hasOlder = s.hasOlder;
@@ -198,6 +202,8 @@ function wire(c) {
     renderStatus();
   });
   c.on('message', (m, meta) => onMessage(m, meta));
+  c.on('message_edited', (f, meta) => onChange(f, meta));
+  c.on('message_deleted', (f, meta) => onChange(f, meta));
   c.on('dm', (m, meta) => onDM(m, meta));
   c.on('members', ({ room, members, count }) => {
     const r = state.rooms.get(room);
@@ -212,7 +218,20 @@ function wire(c) {
     system(room, `${user} left`, 'quiet');
   });
   c.on('typing', ({ room, user }) => onTyping(room, user));
-  c.on('joined', loadFirstPage);
+  c.on('muted', ({ room, until }) => setModeration(room, { muted: true, until }));
+  c.on('unmuted', ({ room }) => setModeration(room, { muted: false, until: 0 }));
+  c.on('room_updated', ({ room, frozen }) => setModeration(room, { frozen }));
+  c.on('joined', (j) => {
+    loadFirstPage(j);
+    const r = state.rooms.get(j.room);
+    if (r) countUnread(r);
+    if (r) markRead(r);
+  });
+  c.on('unread', ({ room }) => {
+    const r = state.rooms.get(room);
+    if (r) countUnread(r);
+  });
+  c.on('read', ({ room }) => room === state.current && renderRoom());
   c.on('recovered', ({ room, count }) => {
     if (count > 0) system(room, `${plural(count, 'message')} recovered after reconnect`, 'good');
   });
@@ -236,16 +255,24 @@ function onMessage(m, meta) {
   if (!r) return;
   const added = addMessage(r, m, meta.epoch, meta.id);
   stopTyping(m.room, m.from);
-  if (added && m.from !== state.me && (m.room !== state.current || document.hidden)) {
-    r.unread++;
-    renderRoomList();
-    renderTitle();
-  }
+  if (added && m.from !== state.me) countUnread(r);
+  markRead(r);
   if (added && m.from !== state.me && m.room === state.current && meta.source === 'live') {
     announce(`${m.from}: ${messageText(m.data)}`);
   }
   if (m.room === state.current) renderRoom();
   scheduleSave();
+}
+
+/** onChange applies an edit or delete to the message it targets. */
+function onChange(f, meta) {
+  const r = state.rooms.get(f.room);
+  if (!r) return;
+  const it = applyChange(r, f, meta.epoch);
+  markRead(r);
+  if (it?.deleted && state.editing?.key === it.key && state.editing.room === r.name) state.editing = null;
+  if (it && f.room === state.current) renderRoom();
+  if (it) scheduleSave();
 }
 
 function onDM(m, meta) {
@@ -304,6 +331,7 @@ function openRoom(name) {
   const r = roomView(name);
   state.current = name;
   r.unread = 0;
+  markRead(r);
   navOpen(false);
   renderAll(true);
   scheduleSave();
@@ -325,11 +353,12 @@ function loadFirstPage({ room, seq, epoch }) {
     .history(room, { before: seq + 1, limit: PAGE })
     .then((page) => {
       r.firstPage = 'done';
-      for (const m of page.messages) addMessage(r, m, page.epoch);
+      for (const m of page.messages) addEntry(r, m, page.epoch);
       r.hasOlder = page.messages.length === PAGE;
       if (page.messages.length > 0) r.oldest = page.messages[0].seq;
       if (r.name === state.current) renderRoom(true);
       scheduleSave();
+      markRead(r);
     })
     .catch(() => (r.firstPage = null)); // retried on the next joined
 }
@@ -340,7 +369,7 @@ async function loadOlder() {
   const scroller = $('scroller');
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
   const page = await state.client.history(r.name, { before: r.oldest, limit: PAGE });
-  for (const m of page.messages) addMessage(r, m, page.epoch);
+  for (const m of page.messages) addEntry(r, m, page.epoch);
   r.hasOlder = page.messages.length === PAGE;
   if (page.messages.length > 0) r.oldest = page.messages[0].seq;
   renderRoom();
@@ -386,12 +415,136 @@ function queueSend(r, text, retry) {
     r.byKey.set(key, it);
     sortItems(r);
   }).catch((err) => {
+    refusal(r.name, err);
     Object.assign(it, { pending: false, failed: true, note: `Not delivered (${err.code}) · ` });
   }).finally(() => {
     if (r.name === state.current) renderRoom();
     scheduleSave();
   });
   scheduleSave();
+}
+
+// ---- read positions ----
+
+const viewing = (r) => r.name === state.current && !document.hidden;
+
+/** countUnread shows a room's unread count as the server keeps it (so a
+ * reload shows it from the joined answer), except in the room being read. */
+function countUnread(r) {
+  const n = viewing(r) ? 0 : state.client.unread(r.name);
+  if (n === r.unread) return;
+  r.unread = n;
+  renderRoomList();
+  renderTitle();
+}
+
+/** markRead tells the server the open, visible room is read up to its
+ * newest entry. */
+function markRead(r) {
+  if (!r || !viewing(r) || !state.client || r.firstPage !== 'done') return;
+  const pos = state.client.position(r.name);
+  if (pos?.since > state.client.readSeq(r.name)) state.client.read(r.name, pos.since);
+}
+
+/** seenBy names who read the room up to this user's last message. */
+function seenBy(r) {
+  const last = r.items.findLast((it) => it.kind === 'msg' && it.from === state.me && !it.pending && !it.failed && Number.isFinite(it.epochIdx));
+  if (!last) return null;
+  const users = [...state.client.readers(r.name)].filter(([u, seq]) => u !== state.me && seq >= last.seq).map(([u]) => u).sort();
+  return users.length > 0 ? { key: last.key, text: `Seen by ${users.join(', ')}` } : null;
+}
+
+// ---- moderation ----
+
+/** setModeration records what the server said of this user's rights in a
+ * room (an event, or a write refused with muted or frozen). */
+function setModeration(room, change) {
+  const r = state.rooms.get(room);
+  if (!r) return;
+  Object.assign(r.mod, change);
+  const { until } = r.mod;
+  if (r.mod.muted && until > Date.now()) {
+    // A timed mute ends without an event.
+    clearTimeout(r.modTimer);
+    r.modTimer = setTimeout(() => r.mod.until === until && setModeration(room, { muted: false, until: 0 }), Math.min(until - Date.now() + 50, 2 ** 31 - 1));
+  }
+  if (room === state.current) renderNotice();
+}
+
+/** refusal updates the moderation state from a write's error. */
+function refusal(room, err) {
+  if (err.code === 'muted') setModeration(room, { muted: true, until: err.until ?? 0 });
+  if (err.code === 'frozen') setModeration(room, { frozen: true });
+}
+
+function renderNotice() {
+  const r = state.rooms.get(state.current);
+  const text = r ? moderationNotice(r.name, r.mod, clock) : '';
+  $('room-notice').textContent = text;
+  $('room-notice').hidden = !text;
+  $('compose').disabled = !!text;
+  $('composer').querySelector('button[type="submit"]').disabled = !!text;
+  $('compose').placeholder = !r ? '' : text ? 'You cannot write here now' : `Message #${r.name}`;
+}
+
+// ---- editing and deleting own messages ----
+
+function onMessageAction(e) {
+  const b = e.target.closest('button[data-action]');
+  const r = state.rooms.get(state.current);
+  const it = b && r?.byKey.get(b.closest('li')?.dataset.key);
+  if (!it) return;
+  const action = b.dataset.action;
+  if (action === 'edit') {
+    state.editing = { room: r.name, key: it.key, text: it.text, fresh: true };
+    renderRoom();
+  } else if (action === 'cancel-edit') {
+    cancelEdit();
+  } else if (action === 'delete') {
+    state.client.delete(r.name, it.seq).catch((err) => {
+      refusal(r.name, err);
+      system(r.name, `Could not delete the message: ${changeError(err)}`, 'warn');
+    });
+  }
+}
+
+function cancelEdit() {
+  const key = state.editing?.key;
+  state.editing = null;
+  renderRoom();
+  $('messages').querySelector(`li[data-key="${CSS.escape(key ?? '')}"] button[data-action="edit"]`)?.focus();
+}
+
+/** saveEdit sends the edited text; the message shows it once the server's
+ * message_edited comes back. */
+function saveEdit() {
+  const ed = state.editing;
+  const r = ed && state.rooms.get(ed.room);
+  const it = r?.byKey.get(ed.key);
+  state.editing = null;
+  if (it && ed.text.trim() && ed.text.trim() !== it.text) {
+    state.client.edit(r.name, it.seq, { text: ed.text.trim() }).catch((err) => {
+      refusal(r.name, err);
+      system(r.name, `Could not edit the message: ${changeError(err)}`, 'warn');
+    });
+  }
+  renderRoom();
+  $('compose').focus();
+}
+
+function changeError(err) {
+  switch (err.code) {
+    case 'not_found':
+      return 'it is no longer in the room’s history (or was deleted)';
+    case 'forbidden':
+      return 'only its sender may change it';
+    case 'muted':
+      return 'you are muted in this room';
+    case 'frozen':
+      return 'the room is frozen';
+    default:
+      return err.message || err.code;
+  }
 }
 
 // ---- direct messages ----
@@ -517,12 +670,23 @@ function renderRoom(scrollDown = false) {
   $('room-name').textContent = r ? r.name : 'No room open';
   for (const id of ['leave-room', 'composer', 'open-people']) $(id).hidden = !r;
   document.querySelector('#room-title .hash').hidden = !r;
-  $('compose').placeholder = r ? `Message #${r.name}` : '';
   $('empty-room').textContent = r ? 'No messages yet. Say hello!' : 'Join or create a room to start chatting.';
   $('empty-room').hidden = r?.items.some((it) => it.kind === 'msg') ?? false;
   $('load-older').hidden = !r?.hasOlder;
   const pendingText = state.down ? 'Pending · sent when the connection is back' : 'Sending…';
-  stickToBottom($('scroller'), () => renderItems($('messages'), r ? r.items : [], state.me, { pendingText }), scrollDown);
+  renderNotice();
+  const editing = r && state.editing?.room === r.name ? state.editing : null;
+  const focused = editing && document.activeElement?.classList.contains('edit-text') ? document.activeElement : null;
+  const caret = focused ? [focused.selectionStart, focused.selectionEnd] : null;
+  stickToBottom($('scroller'), () => renderItems($('messages'), r ? r.items : [], state.me, { pendingText, editing, seenBy: r && seenBy(r) }), scrollDown);
+  // The list is rebuilt: the editor keeps its focus and caret.
+  const ta = editing && $('messages').querySelector('.edit-text');
+  if (ta && (focused || editing.fresh)) {
+    ta.focus();
+    if (caret) ta.setSelectionRange(...caret);
+    else ta.setSelectionRange(ta.value.length, ta.value.length);
+    editing.fresh = false;
+  }
   renderTyping();
 }
 
@@ -669,6 +833,24 @@ function initApp() {
     const it = li && r && [...r.byId.values()].find((x) => x.key === li.dataset.key);
     if (it?.failed) queueSend(r, it.text, it);
   });
+  $('messages').addEventListener('click', onMessageAction);
+  $('messages').addEventListener('submit', (e) => {
+    e.preventDefault();
+    saveEdit();
+  });
+  $('messages').addEventListener('input', (e) => {
+    if (e.target.classList.contains('edit-text') && state.editing) state.editing.text = e.target.value;
+  });
+  $('messages').addEventListener('keydown', (e) => {
+    if (!e.target.classList.contains('edit-text')) return;
+    if (e.key === 'Escape') {
+      e.stopPropagation();
+      cancelEdit();
+    } else if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      saveEdit();
+    }
+  });
   $('load-older').addEventListener('click', loadOlder);
   $('leave-room').addEventListener('click', leaveRoom);
   $('sign-out').addEventListener('click', signOut);
@@ -699,6 +881,7 @@ function initApp() {
     retrySoon();
     const r = state.rooms.get(state.current);
     if (r) r.unread = 0;
+    markRead(r);
     if (state.dmPeer) dmView(state.dmPeer).unread = 0;
     renderRoomList();
     renderDMList();

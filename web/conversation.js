@@ -14,6 +14,7 @@ export function newRoomView(name) {
   return {
     name, items: [], byKey: new Map(), byId: new Map(), epochs: [], unread: 0, members: [], count: 0, typing: new Map(),
     oldest: 0, hasOlder: false, joining: false, firstPage: null, joinedAt: null,
+    changes: new Map(), mod: { muted: false, until: 0, frozen: false },
   };
 }
 
@@ -40,10 +41,50 @@ export function addMessage(r, m, epoch, id) {
     return false;
   }
   const it = { kind: 'msg', from: m.from, text: messageText(m.data), ...fields };
+  // A change that came first (a newer history page, say) applies now.
+  const change = r.changes.get(key);
+  if (change) applyTo(it, change);
   r.items.push(it);
   r.byKey.set(key, it);
   sortItems(r);
   return true;
+}
+
+/**
+ * addEntry puts an entry of a room's stream in place: a message (as
+ * addMessage), or a message_edited / message_deleted frame, which is never
+ * shown itself but changes the message it targets: now if shown, or when it
+ * arrives (history pages load newest first). A change older than one
+ * already applied is ignored, and a deleted message stays deleted. It
+ * returns whether a new message is shown.
+ */
+export function addEntry(r, f, epoch, id) {
+  if (f.type === 'message_edited' || f.type === 'message_deleted') {
+    applyChange(r, f, epoch);
+    return false;
+  }
+  return addMessage(r, f, epoch, id);
+}
+
+/** applyChange records an edit or delete of the message epoch:f.target and
+ * applies it to that message if it is shown. It returns the changed item. */
+export function applyChange(r, f, epoch) {
+  const key = `${epoch}:${f.target}`;
+  const deleted = f.type === 'message_deleted';
+  const prev = r.changes.get(key);
+  let change = prev;
+  if (!prev || (!prev.deleted && (deleted || f.seq > prev.seq))) {
+    change = deleted ? { seq: f.seq, deleted: true } : { seq: f.seq, text: messageText(f.data) };
+    r.changes.set(key, change);
+  }
+  const it = r.byKey.get(key);
+  if (it) applyTo(it, change);
+  return it ?? null;
+}
+
+function applyTo(it, change) {
+  if (change.deleted) Object.assign(it, { deleted: true, edited: false, text: '' });
+  else if (!it.deleted) Object.assign(it, { edited: true, text: change.text });
 }
 
 /** addSystem adds a line such as "bob joined" after the room's newest
@@ -66,11 +107,26 @@ export function savedRoom(r, position) {
     hasOlder: r.hasOlder,
     msgs: r.items
       .filter((it) => it.kind === 'msg' && !it.pending && !it.failed && Number.isFinite(it.epochIdx))
-      .map((it) => ({ seq: it.seq, epoch: r.epochs[it.epochIdx], from: it.from, text: it.text, ts: it.ts })),
+      .map((it) => ({
+        seq: it.seq, epoch: r.epochs[it.epochIdx], from: it.from, text: it.text, ts: it.ts,
+        ...(it.edited && { edited: true }), ...(it.deleted && { deleted: true }),
+      })),
   };
 }
 
 /** pendingSends are a room's own messages not yet acknowledged. */
 export function pendingSends(r) {
   return r.items.filter((it) => it.pending && it.id).map((it) => ({ id: it.id, room: r.name, text: it.text, ts: it.ts }));
+}
+
+/**
+ * moderationNotice is the line above the composer of a room where this
+ * user may not write (mod = {muted, until, frozen}, as the client's
+ * moderation(room)), or '' where it may. clock formats a time of day.
+ */
+export function moderationNotice(room, mod, clock, now = Date.now()) {
+  const muted = mod.muted && (mod.until === 0 || mod.until > now);
+  if (muted) return mod.until ? `You are muted in #${room} until ${clock(mod.until)}` : `You are muted in #${room}`;
+  if (mod.frozen) return 'This room is frozen';
+  return '';
 }

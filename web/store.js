@@ -44,7 +44,7 @@ const ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
  * @property {string} name
  * @property {{since: number, epoch: string}|null} position  where its stream stood
  * @property {boolean} hasOlder  history holds messages before msgs
- * @property {{seq: number, epoch: string, from: string, text: string, ts: number}[]} msgs  oldest first
+ * @property {{seq: number, epoch: string, from: string, text: string, ts: number, edited?: true, deleted?: true}[]} msgs  oldest first
  *
  * @typedef {object} SavedDM
  * @property {string} peer
@@ -88,7 +88,10 @@ function parseRoom(r) {
   const position = isObject(p) && isSeq(p.since, 0) && EPOCH_RE.test(str(p.epoch)) ? { since: p.since, epoch: p.epoch } : null;
   const msgs = list(r.msgs)
     .filter((m) => isObject(m) && isSeq(m.seq, 1) && EPOCH_RE.test(str(m.epoch)) && isName(m.from) && isText(m.text) && isTime(m.ts))
-    .map(({ seq, epoch, from, text, ts }) => ({ seq, epoch, from, text, ts }))
+    .map(({ seq, epoch, from, text, ts, edited, deleted }) => ({
+      seq, epoch, from, text: deleted === true ? '' : text, ts,
+      ...(edited === true && deleted !== true && { edited: true }), ...(deleted === true && { deleted: true }),
+    }))
     .slice(-MAX_MESSAGES);
   return { name: r.name, position, hasOlder: r.hasOlder === true, msgs };
 }

@@ -12,6 +12,7 @@ import { Connection } from './lib/connection.js';
 import { SwitchboardError } from './lib/errors.js';
 import { idGenerator, parseFrames } from './lib/frames.js';
 import { Outbox, RESEND_WINDOW_MS } from './lib/outbox.js';
+import { Reads, READ_INTERVAL_MS } from './lib/reads.js';
 import { Rooms } from './lib/rooms.js';
 
 export { backoffDelay, PROBE_AFTER, probeDue, reconnectPlan, TokenBucket } from './lib/backoff.js';
@@ -20,6 +21,7 @@ export { SwitchboardError } from './lib/errors.js';
 export { idGenerator, parseFrames, splitFrames } from './lib/frames.js';
 export { Outbox, RESEND_WINDOW_MS } from './lib/outbox.js';
 export { MAX_PRESENCE_PAGE, MEMBER_EVENTS_MAX, MemberList } from './lib/members.js';
+export { READ_INTERVAL_MS, Reads } from './lib/reads.js';
 export { MAX_HISTORY } from './lib/rooms.js';
 export { RoomStream } from './lib/stream.js';
 
@@ -42,6 +44,7 @@ const USER_RE = /^[A-Za-z0-9_.-]{1,32}$/;
  * @property {number} [maxFrameBytes=65536]  larger sends fail with too_big rather than get the connection closed
  * @property {number} [typingIntervalMs=2000]  typing frames per room at most this often
  * @property {number} [resendWindowMs]  see Outbox: 4 minutes
+ * @property {number} [readIntervalMs=250]  read reports per room at most this often
  * @property {number} [probeAfter=3]  ask over HTTP why the socket closed before it opened only
  *           after this many such closes in a row (then after 2×, 4× … as many): see probeDue
  */
@@ -55,6 +58,7 @@ const DEFAULTS = {
   maxFrameBytes: 65536,
   typingIntervalMs: 2000,
   resendWindowMs: RESEND_WINDOW_MS,
+  readIntervalMs: READ_INTERVAL_MS,
   probeAfter: 3,
 };
 
@@ -75,6 +79,10 @@ export function connect(options) {
  * - status  {state: "connecting"|"connected"|"reconnecting"|"offline", node?, inMs?, at?, code?, reason?}
  * - message (frame, {source: "live"|"recovery"|"history", epoch, id?}): every
  *   room message once, in seq order; id is set on the echo of this client's own send
+ * - message_edited, message_deleted (frame, {source, epoch}): a change of the
+ *   message frame.target (new data in frame.data; frame.from made it), in the
+ *   same seq order as messages and recovered like them: apply it to the
+ *   message shown, if any
  * - dm      (frame, {id?}); id as for message
  * - typing  ({room, user})
  * - member_joined, member_left  ({room, user, count}); none in rooms of more
@@ -84,14 +92,28 @@ export function connect(options) {
  *   room's member count; complete says members is the whole room (in a
  *   larger room the client pages it in by itself; in a room of more than
  *   MEMBER_EVENTS_MAX members it is the pages read so far: moreMembers())
- * - joined  ({room, members, count, seq, epoch, recovered?}) after every join
- *   and rejoin; members is the first page of up to 100
+ * - joined  ({room, members, count, seq, epoch, readSeq, unread, unreadCapped,
+ *   recovered?}) after every join and rejoin; members is the first page of up
+ *   to 100; readSeq is this user's read position the server keeps, unread the
+ *   messages of others after it up to seq (unreadCapped: history did not reach
+ *   back to readSeq, so there may be more)
+ * - read    ({room, user, seq}) another member read the room up to seq (none
+ *   in rooms of more than MEMBER_EVENTS_MAX members); readers(room) keeps them
+ * - unread  ({room, readSeq, unread, capped}) this user's read position or
+ *   unread count in a room changed (see unread())
  * - recovered ({room, count}) a rejoin replayed the count messages missed
  * - resync  ({room, epoch, epochChanged, count, lost}) a rejoin could not
  *   replay: count messages came from history instead, lost were gone
  * - gap     ({room, lost}) live seqs were missing and history no longer had them
  * - error   (SwitchboardError) an error no request waits for (rate_limited, a rejoin
- *   refused, the server took the client out of a room: code = the left frame's reason)
+ *   refused, the server took the client out of a room: code = the left frame's reason,
+ *   "banned" when an operator or the server API banned the user from it)
+ * - muted   ({room, until}) this user may read but not write to the room until
+ *   until (unix ms; 0: until unmuted); its sends and edits fail with "muted"
+ * - unmuted ({room}) the mute was lifted (a timed mute ends without this event)
+ * - room_updated ({room, frozen}) the room was frozen or thawed: while frozen,
+ *   only operators and the server API write to it, others' writes fail with "frozen"
+ * moderation(room) returns what these events told of a room.
  * - welcome, frame: raw frames, for debugging
  * A Client is used from one thread (a tab, a node event loop).
  */
@@ -108,6 +130,7 @@ export class Client {
     this.newId = idGenerator();
     this.listeners = new Map();
     this.rooms = new Rooms(this);
+    this.reads = new Reads(this, o.readIntervalMs);
     /** @type {Map<string, {id: string, onReply: Function, onError: Function, onTimeout: Function, onLost: Function, timer: any}>} */
     this.requests = new Map();
     this.outbox = new Outbox({ resendWindowMs: o.resendWindowMs });
@@ -115,6 +138,7 @@ export class Client {
     this.recentAcks = new Map(); // "room\nseq" → id: acks that came before their echo
     this.recentDMs = []; // {id, to, dataKey, at}: acked DMs whose echo is still due
     this.typingAt = new Map();
+    this.modState = new Map(); // room → {muted, until, frozen}: see moderation
     this.connected = false;
     this.closed = false;
     this.user = '';
@@ -193,6 +217,7 @@ export class Client {
     const err = () => new SwitchboardError('closed', 'client closed');
     for (const e of this.outbox.all()) this.finish(e, err());
     this.rooms.close(err());
+    this.reads.close();
     this.setStatus({ state: 'offline', code: 1000, reason: 'closed by client' });
   }
 
@@ -209,6 +234,7 @@ export class Client {
       r.onLost();
     }
     this.rooms.lostConnection();
+    this.reads.lostConnection();
     for (const t of this.outboxTimers.values()) clearTimeout(t);
     this.outboxTimers.clear();
     this.outbox.disconnected();
@@ -234,6 +260,8 @@ export class Client {
       case 'welcome':
         return this.onWelcome(f);
       case 'message':
+      case 'message_edited':
+      case 'message_deleted':
         return this.rooms.onMessage(f);
       case 'epoch':
         return this.rooms.onEpoch(f);
@@ -245,6 +273,8 @@ export class Client {
         return this.onError(f);
       case 'typing':
         return this.emit('typing', { room: f.room, user: f.user });
+      case 'read':
+        return this.reads.onRead(f);
       case 'member_joined':
       case 'member_left':
         this.rooms.onMember(f);
@@ -252,6 +282,10 @@ export class Client {
       case 'left':
         if (f.reason !== undefined && f.id === undefined) return this.rooms.onRemoved(f);
         return this.onReply(f);
+      case 'muted':
+      case 'unmuted':
+      case 'room_updated':
+        return this.onModerated(f);
       case 'joined':
       case 'presence':
       case 'history':
@@ -291,7 +325,8 @@ export class Client {
   }
 
   onError(f) {
-    const err = new SwitchboardError(f.code, f.message);
+    // until: when a mute or ban ends (unix ms), on muted and banned errors.
+    const err = new SwitchboardError(f.code, f.message, f.until === undefined ? {} : { until: f.until });
     const id = f.id === undefined ? undefined : String(f.id);
     const r = id && this.requests.get(id);
     if (r) {
@@ -438,6 +473,7 @@ export class Client {
 
   onAck(f) {
     const id = String(f.id);
+    if (this.requests.has(id)) return this.onReply(f); // edit, delete
     const e = this.outbox.get(id);
     if (!e) return;
     if (e.kind === 'send') {
@@ -509,11 +545,149 @@ export class Client {
     this.write({ type: 'typing', room });
   }
 
+  /**
+   * edit replaces the data of a message this user sent to a joined room
+   * (seq: its seq) and resolves with {id, seq, epoch}, seq being the edit's
+   * own. It fails with not_found (no such message in the retained history,
+   * or deleted), forbidden (another user's), not_member, or disconnected
+   * when offline; pass opts.id to retry idempotently.
+   * @returns {Promise<{id: string, seq: number, epoch: string}>}
+   */
+  edit(room, seq, data, opts = {}) {
+    if (data === undefined || data === null) {
+      return Promise.reject(new SwitchboardError('bad_request', 'data is required (any JSON value but null)'));
+    }
+    return this.change({ type: 'edit', room, seq, data }, opts);
+  }
+
+  /**
+   * delete deletes a message this user sent to a joined room and resolves
+   * with {id, seq, epoch}; it fails as edit does.
+   * @returns {Promise<{id: string, seq: number, epoch: string}>}
+   */
+  delete(room, seq, opts = {}) {
+    return this.change({ type: 'delete', room, seq }, opts);
+  }
+
+  change(frame, opts) {
+    if (!ROOM_RE.test(frame.room)) return Promise.reject(new SwitchboardError('bad_request', 'bad room name'));
+    if (!Number.isSafeInteger(frame.seq) || frame.seq < 1) {
+      return Promise.reject(new SwitchboardError('bad_request', 'seq must be the seq of a message'));
+    }
+    const id = opts.id ?? this.newId();
+    return this.call({ ...frame, id }, (f) => ({ id, seq: f.seq, epoch: f.epoch }));
+  }
+
+  // ---- read positions ----
+
+  /** read tells the server that this user read a joined room up to seq
+   * (a message's seq; one beyond the newest message the client got counts
+   * as that one). The position only moves forward; reports go at most
+   * once per readIntervalMs per room, the latest winning, and wait for the
+   * rejoin while offline. Returns whether the position moved. */
+  read(room, seq) {
+    return this.reads.read(room, seq);
+  }
+
+  /** readSeq returns this user's read position in a joined room: the
+   * joined answer's, or a later read(). */
+  readSeq(room) {
+    return this.reads.rooms.get(room)?.seq ?? 0;
+  }
+
+  /** unread returns the number of messages of others after this user's read
+   * position in a joined room: the joined answer's count (an upper bound
+   * while a read stops short of the joined seq) plus those delivered since. */
+  unread(room) {
+    return this.reads.unread(room);
+  }
+
+  /** readers returns the read positions other members reported in a joined
+   * room since it was joined, as a Map of user to seq. */
+  readers(room) {
+    return new Map(this.reads.rooms.get(room)?.readers ?? []);
+  }
+
+  // ---- moderation ----
+
+  /** onModerated records and emits muted, unmuted and room_updated. */
+  onModerated(f) {
+    const st = { ...this.moderation(f.room) };
+    if (f.type === 'muted') Object.assign(st, { muted: true, until: f.until ?? 0 });
+    if (f.type === 'unmuted') Object.assign(st, { muted: false, until: 0 });
+    if (f.type === 'room_updated') st.frozen = f.frozen === true;
+    this.modState.set(f.room, st);
+    if (f.type === 'room_updated') return this.emit('room_updated', { room: f.room, frozen: st.frozen });
+    if (f.type === 'muted') return this.emit('muted', { room: f.room, until: st.until });
+    return this.emit('unmuted', { room: f.room });
+  }
+
+  /**
+   * moderation returns what this client was told of a room since it
+   * connected: {muted, until, frozen}. muted turns false by itself once a
+   * timed mute's until has passed. It knows only what events said: a room
+   * frozen before the join shows as not frozen until a write fails with
+   * "frozen".
+   * @returns {{muted: boolean, until: number, frozen: boolean}}
+   */
+  moderation(room) {
+    const st = this.modState.get(room) ?? { muted: false, until: 0, frozen: false };
+    if (st.muted && st.until !== 0 && st.until <= Date.now()) return { ...st, muted: false, until: 0 };
+    return st;
+  }
+
+  /**
+   * mute, unmute, ban, unban, freeze and unfreeze moderate a room; they need
+   * the token's op claim to match the room (else they fail with
+   * "forbidden") and resolve with {id} once done. opts.duration (mute and
+   * ban) is a Go duration such as "10m" (default: until lifted); opts.reason
+   * is a ban's. A banned user's sessions leave the room with a left frame of
+   * reason "banned" (their client emits error "banned").
+   * @returns {Promise<{id: string}>}
+   */
+  mute(room, user, { duration } = {}) {
+    return this.moderate({ type: 'mute', room, user, duration });
+  }
+
+  /** @returns {Promise<{id: string}>} */
+  unmute(room, user) {
+    return this.moderate({ type: 'unmute', room, user });
+  }
+
+  /** @returns {Promise<{id: string}>} */
+  ban(room, user, { duration, reason } = {}) {
+    return this.moderate({ type: 'ban', room, user, duration, reason });
+  }
+
+  /** @returns {Promise<{id: string}>} */
+  unban(room, user) {
+    return this.moderate({ type: 'unban', room, user });
+  }
+
+  /** @returns {Promise<{id: string}>} */
+  freeze(room) {
+    return this.moderate({ type: 'freeze', room });
+  }
+
+  /** @returns {Promise<{id: string}>} */
+  unfreeze(room) {
+    return this.moderate({ type: 'unfreeze', room });
+  }
+
+  moderate(frame) {
+    if (!ROOM_RE.test(frame.room)) return Promise.reject(new SwitchboardError('bad_request', 'bad room name'));
+    for (const k of Object.keys(frame)) if (frame[k] === undefined) delete frame[k];
+    const id = this.newId();
+    return this.call({ ...frame, id }, () => ({ id }));
+  }
+
   // ---- other requests ----
 
   /** history resolves with {room, epoch, messages} (oldest first): up to
-   * limit (1-100, default 50) messages with seq below before (default: the
-   * newest). Fails with "disconnected" when offline. */
+   * limit (1-100, default 50) entries of the room's stream with seq below
+   * before (default: the newest): messages, and message_edited and
+   * message_deleted frames to apply to the messages they target. Fails with
+   * "disconnected" when offline. */
   history(room, { limit = 50, before } = {}) {
     const frame = { type: 'history', room, limit };
     if (before) frame.before = before;
@@ -568,10 +742,10 @@ export class Client {
     });
   }
 
-  /** request writes frame with a fresh id and routes its answer, error,
+  /** request writes frame with its id (a fresh one when it has none) and routes its answer, error,
    * timeout or the loss of the connection to handlers. */
   request(frame, handlers) {
-    const id = this.newId();
+    const id = frame.id ?? this.newId();
     const r = { id, ...handlers, timer: null };
     this.requests.set(id, r);
     this.write({ ...frame, id });

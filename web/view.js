@@ -54,11 +54,12 @@ const GROUP_MS = 5 * 60 * 1000;
  * author while consecutive and within five minutes, own messages styled as
  * such, system lines and day dividers in between.
  *
- * Item: {kind: "msg", from, text, ts, pending?, failed?, note?, key} or
+ * Item: {kind: "msg", from, text, ts, pending?, failed?, edited?, deleted?, note?, key} or
  * {kind: "system", text, ts}. pendingText is the note under a pending
- * message.
+ * message; editing ({key, text}) shows that item's inline editor; seenBy
+ * ({key, text}) puts a "Seen by" line under that item.
  */
-export function renderItems(list, items, me, { compact = false, pendingText = 'Sending…' } = {}) {
+export function renderItems(list, items, me, { compact = false, pendingText = 'Sending…', editing = null, seenBy = null } = {}) {
   const out = [];
   let prev = null;
   let day = '';
@@ -75,13 +76,14 @@ export function renderItems(list, items, me, { compact = false, pendingText = 'S
       continue;
     }
     const grouped = prev && prev.from === it.from && it.ts - prev.ts < GROUP_MS;
-    out.push(messageRow(it, me, grouped, compact, pendingText));
+    out.push(messageRow(it, me, grouped, compact, pendingText, editing));
+    if (seenBy && seenBy.key === it.key) out.push(el('li', { className: 'seen', text: seenBy.text }));
     prev = it;
   }
   list.replaceChildren(...out);
 }
 
-function messageRow(it, me, grouped, compact, pendingText) {
+function messageRow(it, me, grouped, compact, pendingText, editing) {
   const mine = it.from === me;
   const cls = ['msg', mine ? 'mine' : 'theirs', grouped ? 'cont' : 'first'];
   if (it.pending) cls.push('pending');
@@ -96,8 +98,25 @@ function messageRow(it, me, grouped, compact, pendingText) {
         el('time', { text: it.ts ? clock(it.ts) : '', attrs: { datetime: new Date(it.ts || Date.now()).toISOString() } })),
     );
   }
-  const bubble = el('div', { className: 'bubble text', text: it.text });
+  // A deleted message keeps its place, not its text; an edited one says so.
+  if (editing && editing.key === it.key) {
+    body.append(editForm(editing));
+    li.append(body);
+    return li;
+  }
+  const bubble = it.deleted
+    ? el('div', { className: 'bubble text deleted', text: 'message deleted' })
+    : el('div', { className: 'bubble text', text: it.text }, it.edited ? el('span', { className: 'edited', text: ' (edited)' }) : null);
   if (it.ts) bubble.title = new Date(it.ts).toLocaleString();
+  // Own sent messages can be edited and deleted (the room list only).
+  const changeable = mine && !compact && !it.pending && !it.failed && !it.deleted && it.key && !it.key.startsWith('id:');
+  if (changeable) {
+    body.append(el('div', { className: 'actions' },
+      el('button', { className: 'icon-btn mini', attrs: { type: 'button', 'data-action': 'edit', 'aria-label': 'Edit message', title: 'Edit' } },
+        el('span', { text: '✎', attrs: { 'aria-hidden': 'true' } })),
+      el('button', { className: 'icon-btn mini', attrs: { type: 'button', 'data-action': 'delete', 'aria-label': 'Delete message', title: 'Delete' } },
+        el('span', { text: '🗑', attrs: { 'aria-hidden': 'true' } }))));
+  }
   body.append(bubble);
   if (it.pending) body.append(el('div', { className: 'status', text: pendingText }));
   if (it.failed) {
@@ -108,6 +127,17 @@ function messageRow(it, me, grouped, compact, pendingText) {
   }
   li.append(body);
   return li;
+}
+
+/** editForm is the inline editor of an own message: editing = {key, text}. */
+function editForm(editing) {
+  const ta = el('textarea', { className: 'edit-text', attrs: { rows: '2', maxlength: '4000', 'aria-label': 'Edit message text' } });
+  ta.value = editing.text;
+  return el('form', { className: 'edit-form', attrs: { 'data-edit': editing.key } },
+    ta,
+    el('div', { className: 'edit-buttons' },
+      el('button', { className: 'link', text: 'Cancel', attrs: { type: 'button', 'data-action': 'cancel-edit' } }),
+      el('button', { className: 'primary small', text: 'Save', attrs: { type: 'submit' } })));
 }
 
 /** stickToBottom runs render and keeps scroller pinned to the bottom if it

@@ -149,8 +149,10 @@ func hubError(err error, log zerolog.Logger) error {
 	switch e.Code {
 	case protocol.CodeUnavailable:
 		return apiError(http.StatusServiceUnavailable, e.Code, e.Message)
-	case protocol.CodeOffline:
+	case protocol.CodeOffline, protocol.CodeNotFound:
 		return apiError(http.StatusNotFound, e.Code, e.Message)
+	case protocol.CodeTooMany:
+		return apiError(http.StatusConflict, e.Code, e.Message)
 	default:
 		log.Error().Err(err).Msg("api request failed")
 		return apiError(http.StatusInternalServerError, protocol.CodeInternal, "internal error")

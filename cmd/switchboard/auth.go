@@ -32,6 +32,10 @@ type claims struct {
 	// DM lists glob patterns ("bob", "support-*") of the users the user may
 	// send direct messages to; absent means anyone.
 	DM []string `json:"dm,omitempty"`
+	// Op lists glob patterns of the rooms the user operates: mutes, bans,
+	// freezes and deletes any message in, over the protocol, and writes
+	// to while they are frozen or the user muted. Absent means none.
+	Op []string `json:"op,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -77,12 +81,18 @@ func (a tokenAuth) verify(token string) (clients.Identity, error) {
 	if err := checkGlobs(c.DM, "user", protocol.ValidUser); err != nil {
 		return clients.Identity{}, unauthorized("token dm: " + err.Error())
 	}
+	if err := checkGlobs(c.Op, "room", protocol.ValidRoom); err != nil {
+		return clients.Identity{}, unauthorized("token op: " + err.Error())
+	}
 	id := clients.Identity{User: c.Subject, Name: c.Name, Expires: c.ExpiresAt.Add(leeway)}
 	if c.Rooms != nil {
 		id.CanJoin = globMatcher(c.Rooms)
 	}
 	if c.DM != nil {
 		id.CanDM = globMatcher(c.DM)
+	}
+	if c.Op != nil {
+		id.CanModerate = globMatcher(c.Op)
 	}
 	return id, nil
 }
@@ -103,8 +113,14 @@ func (a tokenAuth) identify(r *http.Request) (clients.Identity, error) {
 // mint signs a token for user, valid for ttl, limited to rooms and to DMs
 // to dm when they are not nil.
 func (a tokenAuth) mint(user, name string, rooms, dm []string, ttl time.Duration) (string, error) {
+	return a.mintOp(user, name, rooms, dm, nil, ttl)
+}
+
+// mintOp is mint with the op claim: the rooms the user operates, when not
+// nil.
+func (a tokenAuth) mintOp(user, name string, rooms, dm, op []string, ttl time.Duration) (string, error) {
 	now := time.Now()
-	c := claims{Name: name, Rooms: rooms, DM: dm, RegisteredClaims: jwt.RegisteredClaims{
+	c := claims{Name: name, Rooms: rooms, DM: dm, Op: op, RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   user,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),

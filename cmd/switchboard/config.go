@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/hub"
 )
 
 // config is everything the server reads from flags and the environment.
@@ -42,6 +44,10 @@ type config struct {
 	MaxConnectionsIP  int
 	MaxRoomsPerClient int
 	TrustedProxies    []netip.Prefix
+
+	WebhookURL    string
+	WebhookSecret string
+	WebhookEvents []string // empty: all
 
 	// HTTP bounds every HTTP connection; not a flag (tests shorten it).
 	HTTP httpLimits
@@ -94,6 +100,12 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		p, err := parsePrefixes(v)
 		c.TrustedProxies = p
 		return err
+	})
+	fs.StringVar(&c.WebhookURL, "webhook-url", "", "POST webhook events (docs/webhooks.md) to this http or https URL; empty disables webhooks")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "HMAC-SHA256 key that signs every webhook POST (at least 32 bytes); required with webhook-url")
+	fs.Func("webhook-events", "comma-separated webhook event types to send (default all): "+strings.Join(hub.WebhookTypes(), ", "), func(v string) error {
+		c.WebhookEvents = splitList(v)
+		return nil
 	})
 	fs.Usage = func() { usage(fs) }
 
@@ -168,6 +180,12 @@ func (c *config) validate() error {
 		return errors.New("--max-rooms must be at least 1")
 	case c.RedisCluster && c.RedisURL == "":
 		return errors.New("--redis-cluster needs --redis-url")
+	case c.WebhookURL == "" && (c.WebhookSecret != "" || len(c.WebhookEvents) > 0):
+		return errors.New("--webhook-secret and --webhook-events need --webhook-url")
+	case c.WebhookURL != "":
+		if err := c.webhookConfig().Validate(); err != nil {
+			return fmt.Errorf("--webhook-url: %v", err)
+		}
 	}
 	return c.validateEndpoints()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-chat/switchboard/hub"
 	"github.com/switchboard-chat/switchboard/hub/memorybroker"
 	"github.com/switchboard-chat/switchboard/hub/redisbroker"
+	"github.com/switchboard-chat/switchboard/hub/webhook"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -135,14 +136,27 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		ln.Close()
 		return err
 	}
-	h = hub.New(broker, presence, hub.Config{
+	hooks, err := newWebhooks(cfg, broker, log)
+	if err != nil {
+		ln.Close()
+		broker.Close(context.Background())
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	hubCfg := hub.Config{
 		Logger:             log,
 		MaxRoomsPerSession: cfg.MaxRoomsPerClient,
 		MaxReplayBytes:     cfg.QueueBytes / 2,
-	})
+	}
+	if hooks != nil {
+		hubCfg.OnWebhookEvent = hooks.Enqueue
+		// Like the broker, webhooks outlive ctx: shutdown stops them.
+		hooks.Start(context.WithoutCancel(ctx))
+	}
+	h = hub.New(broker, presence, hubCfg)
 	// The broker keeps delivering until shutdown closes it, after the
 	// sessions: not until ctx, which ends when shutdown begins.
 	if err := h.Start(context.WithoutCancel(ctx)); err != nil {
+		closeWebhooks(context.Background(), hooks, log)
 		ln.Close()
 		broker.Close(context.Background())
 		return fmt.Errorf("start hub: %w", err)
@@ -160,7 +174,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 
 	var draining atomic.Bool
 	redisB, _ := broker.(*redisbroker.Broker)
-	m.watch(&nodeCollector{hub: h, clients: ws, redis: redisB, draining: &draining, drainProgress: h.DrainProgress})
+	m.watch(&nodeCollector{hub: h, clients: ws, redis: redisB, webhooks: hooks, draining: &draining, drainProgress: h.DrainProgress})
 	var mainMetrics http.Handler // /metrics on the main listener, unless it has its own
 	if cfg.MetricsAddr == "" {
 		mainMetrics = m.handler(log)
@@ -172,6 +186,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		if err != nil {
 			stopSide()
 			ln.Close()
+			closeWebhooks(context.Background(), hooks, log)
 			broker.Close(context.Background())
 			return err
 		}
@@ -192,7 +207,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 	if req := (drainRequest{}); errors.As(context.Cause(ctx), &req) {
 		how = awaitDrain(req, cfg, log)
 	}
-	return shutdown(srv, h, broker, how, cfg.ShutdownTimeout, log)
+	return shutdown(srv, h, hooks, broker, how, cfg.ShutdownTimeout, log)
 }
 
 // closePlan is how shutdown closes the sessions.
@@ -252,9 +267,9 @@ func clientsConfig(cfg config, log zerolog.Logger) clients.Config {
 }
 
 // shutdown closes the listener and waits for in-flight HTTP requests, closes
-// every session as how says and waits for them, then closes the broker, all
-// within timeout.
-func shutdown(srv *http.Server, h *hub.Hub, broker hub.Broker, how closePlan, timeout time.Duration, log zerolog.Logger) error {
+// every session as how says and waits for them, stops the webhooks (hooks,
+// nil when off), then closes the broker, all within timeout.
+func shutdown(srv *http.Server, h *hub.Hub, hooks *webhook.Dispatcher, broker hub.Broker, how closePlan, timeout time.Duration, log zerolog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
@@ -263,6 +278,7 @@ func shutdown(srv *http.Server, h *hub.Hub, broker hub.Broker, how closePlan, ti
 	if err := h.Drain(ctx, how.code, how.reason, how.pace); err != nil {
 		log.Warn().Err(err).Msg("sessions did not all close in time")
 	}
+	closeWebhooks(ctx, hooks, log)
 	if err := broker.Close(ctx); err != nil {
 		log.Warn().Err(err).Msg("close broker")
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/switchboard-chat/switchboard/clients"
 	"github.com/switchboard-chat/switchboard/hub"
 	"github.com/switchboard-chat/switchboard/hub/redisbroker"
+	"github.com/switchboard-chat/switchboard/hub/webhook"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -81,6 +82,7 @@ type nodeCollector struct {
 	hub      *hub.Hub
 	clients  *clients.Server
 	redis    *redisbroker.Broker // nil with the memory broker: no switchboard_redis_… metrics
+	webhooks *webhook.Dispatcher // nil when webhooks are off: no switchboard_webhook_… metrics
 	draining *atomic.Bool
 	// drainProgress, when set, reports how far a drain is: the sessions it
 	// closed so far, of the sessions there were when it began (0, 0 before
@@ -126,6 +128,10 @@ var (
 	redisBackloggedDesc = desc("redis_receive_backlogs_total", "Times the pub/sub receive buffer was found full (messages may be dropped, then resynced).")
 	redisOverflowDesc   = desc("redis_repair_buffer_overflows_total", "Times a room under repair received more than it may hold meanwhile, and was resynced instead.")
 	redisMalformedDesc  = desc("redis_malformed_messages_total", "Pub/sub messages that could not be decoded.")
+
+	webhookEventsDesc = desc("webhook_events_total",
+		"Webhook events by outcome: delivered (answered 2xx), failed (given up), dropped (never stored: the queue or backlog was full, or Redis unreachable), retried (failed attempts, retried).", "outcome")
+	webhookBacklogDesc = desc("webhook_backlog", "Webhook events stored and not yet delivered or given up: the cluster's, with Redis.")
 )
 
 // clientOnly are the frame types only clients send: no frames_sent_total
@@ -139,7 +145,7 @@ var nodeDescs = []*prometheus.Desc{
 	connectionsDesc, roomsDesc, usersDesc, readyDesc, drainingDesc, drainClosedDesc, drainStartDesc,
 	framesInDesc, framesOutDesc, publishedDesc, deliveredDesc, rateLimitedDesc, disconnectsDesc, recoveriesDesc,
 	redisErrorsDesc, redisReconnectsDesc, redisGapsDesc, redisResyncsDesc, redisRepairedDesc, redisLostDesc,
-	redisBackloggedDesc, redisOverflowDesc, redisMalformedDesc,
+	redisBackloggedDesc, redisOverflowDesc, redisMalformedDesc, webhookEventsDesc, webhookBacklogDesc,
 }
 
 // Describe implements prometheus.Collector.
@@ -187,6 +193,22 @@ func (n *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if n.redis != nil {
 		n.collectRedis(counter)
+	}
+	if n.webhooks != nil {
+		n.collectWebhooks(counter, gauge)
+	}
+}
+
+func (n *nodeCollector) collectWebhooks(counter func(d *prometheus.Desc, v uint64, labels ...string), gauge func(d *prometheus.Desc, v float64)) {
+	st := n.webhooks.Stats()
+	counter(webhookEventsDesc, st.Delivered, "delivered")
+	counter(webhookEventsDesc, st.Failed, "failed")
+	counter(webhookEventsDesc, st.Dropped, "dropped")
+	counter(webhookEventsDesc, st.Retried, "retried")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if l, err := n.webhooks.Backlog(ctx); err == nil {
+		gauge(webhookBacklogDesc, float64(l))
 	}
 }
 

@@ -19,9 +19,10 @@ func runToken(args []string, getenv func(string) string, stdout io.Writer) error
 	name := fs.String("name", "", "display name")
 	rooms := fs.String("rooms", "", "comma-separated room globs the user may join (default: all rooms)")
 	dm := fs.String("dm", "", "comma-separated user globs the user may send direct messages to (default: anyone)")
+	op := fs.String("op", "", "comma-separated room globs the user operates: mutes, bans, freezes, deletes any message (default: none)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: switchboard token --user NAME [--rooms 'team-*,lobby'] [--dm 'bob,support-*'] [--ttl 1h]\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: switchboard token --user NAME [--rooms 'team-*,lobby'] [--dm 'bob,support-*'] [--op 'team-*'] [--ttl 1h]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, stdout); err != nil {
@@ -46,7 +47,11 @@ func runToken(args []string, getenv func(string) string, stdout io.Writer) error
 	if err != nil {
 		return usageErr("--dm: %v", err)
 	}
-	token, err := tokenAuth{secret: []byte(*secret)}.mint(*user, *name, roomGlobs, dmGlobs, *ttl)
+	opGlobs, err := globList(*op, "room", protocol.ValidRoom)
+	if err != nil {
+		return fmt.Errorf("%w: --op: %v", errUsage, err)
+	}
+	token, err := tokenAuth{secret: []byte(*secret)}.mintOp(*user, *name, roomGlobs, dmGlobs, opGlobs, *ttl)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,15 @@ func TestBroker(t *testing.T, newBroker NewBroker) {
 		{"PresencePages", testPresencePages},
 		{"MemberEvents", testMemberEvents},
 		{"Ready", testReady},
+		{"Edits", testEdits},
+		{"EditIdempotency", testEditIdempotency},
+		{"EditTrimmed", testEditTrimmed},
+		{"ReadPosition", testReadPosition},
+		{"UnreadCount", testUnreadCount},
+		{"UnreadCapped", testUnreadCapped},
+		{"UnreadRooms", testUnreadRooms},
+		{"Moderation", testModeration},
+		{"ModerationExpiry", testModerationExpiry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,6 +28,9 @@ func TestCluster(t *testing.T, newCluster NewCluster) {
 		{"BroadcastRoom", testClusterBroadcastRoom},
 		{"SendUser", testClusterSendUser},
 		{"Presence", testClusterPresence},
+		{"Edits", testClusterEdits},
+		{"Reads", testClusterReads},
+		{"Moderation", testClusterModeration},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -36,6 +39,7 @@ func TestCluster(t *testing.T, newCluster NewCluster) {
 			tt.fn(t, startNode(t, newNode), startNode(t, newNode))
 		})
 	}
+	testClusterReadHubs(t, newCluster)
 }
 
 // testClusterPublish: a node receives what another publishes, and both read

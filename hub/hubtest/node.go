@@ -155,5 +155,5 @@ func equalPub(a, b hub.Publication) bool {
 }
 
 func equalEvent(a, b hub.Event) bool {
-	return a.Kind == b.Kind && a.Exclude == b.Exclude && bytes.Equal(a.Frame, b.Frame)
+	return a.Kind == b.Kind && a.Exclude == b.Exclude && a.User == b.User && bytes.Equal(a.Frame, b.Frame)
 }

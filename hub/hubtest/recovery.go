@@ -54,6 +54,12 @@ func TestRecovery(t *testing.T, newBroker NewBroker) {
 			})
 		}
 	}
+	for _, v := range []variant{firstOnNode, subscribed, lagging} {
+		t.Run("missed edits and deletes/"+v.String(), func(t *testing.T) {
+			t.Parallel()
+			recoverEdits(t, newBroker, v)
+		})
+	}
 }
 
 // variant is how the node stands when the case's session joins.
@@ -352,6 +358,7 @@ type frame struct {
 	Members   []string        `json:"members"`
 	Epoch     string          `json:"epoch"`
 	Recovered *bool           `json:"recovered"`
+	Target    uint64          `json:"target"`
 }
 
 // describe decodes frames and describes each in one line.
@@ -378,8 +385,14 @@ func (f frame) String() string {
 			s += fmt.Sprintf(" recovered %t", *f.Recovered)
 		}
 		return s
+	case "message_edited":
+		return fmt.Sprintf("edited %s#%d from %s of %d %s", f.Room, f.Seq, f.From, f.Target, f.Data)
+	case "message_deleted":
+		return fmt.Sprintf("deleted %s#%d from %s of %d", f.Room, f.Seq, f.From, f.Target)
 	case "member_joined", "member_left", "typing":
 		return fmt.Sprintf("%s %s %s", f.Type, f.Room, f.User)
+	case "read":
+		return fmt.Sprintf("read %s %s %d", f.Room, f.User, f.Seq)
 	default:
 		return f.Type
 	}

@@ -45,8 +45,9 @@ type Config struct {
 // then the hub has closed its sessions. After Close, Publish still stores
 // the message and returns, and nothing is delivered.
 type Broker struct {
-	cfg  Config
-	idem idempotency
+	cfg   Config
+	idem  idempotency
+	reads readStore // read positions: see MarkRead
 
 	seed     maphash.Seed
 	workers  []worker
@@ -85,6 +86,11 @@ type memStream struct {
 	ring      []hub.Publication // oldest first, at most HistorySize
 	bytes     int               // summed frame sizes of ring, at most HistoryMaxBytes but for the newest
 	last      time.Time         // last publish
+	// deleted holds the seqs of history's messages that a delete targeted
+	// (edit.go).
+	deleted map[uint64]struct{}
+	// mod is the room's moderation (moderation.go).
+	mod modState
 }
 
 // New returns a Broker.
@@ -171,7 +177,7 @@ func (b *Broker) lockStream(room string) *memStream {
 // expireLocked resets a stream whose history outlived HistoryTTL. s.mu is held.
 func (b *Broker) expireLocked(s *memStream, now time.Time) {
 	if now.Sub(s.last) > b.cfg.HistoryTTL {
-		s.seq, s.epoch, s.ring, s.bytes = 0, hub.NewEpoch(), nil, 0
+		s.seq, s.epoch, s.ring, s.bytes, s.deleted = 0, hub.NewEpoch(), nil, 0, nil
 	}
 }
 
@@ -183,10 +189,17 @@ func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest)
 		defer s.mu.Unlock()
 		now := time.Now()
 		b.expireLocked(s, now)
+		if err := s.mod.checkLocked(r.Member, now.UnixMilli()); err != nil {
+			return hub.Position{}, false, err
+		}
+		if err := checkTargetLocked(s, r.Target); err != nil {
+			return hub.Position{}, false, err
+		}
 		s.seq++
 		s.last = now
 		p = hub.Publication{Seq: s.seq, Epoch: s.epoch, Frame: r.Message.Frame(s.seq)}
 		b.appendLocked(s, p)
+		markDeletedLocked(s, r.Target)
 		if s.subscribed {
 			b.enqueue(s.worker, delivery{kind: deliverPublication, gen: s.gen, stream: s, name: room, pub: p})
 		}
@@ -222,7 +235,7 @@ const emptyIdle = time.Minute
 
 // maybeSweep drops, every 1024 publishes and history reads, the streams
 // nobody subscribes to whose history expired or that never had a message
-// and sat idle, so that memory does not grow with every room name ever used.
+// and sat idle, and that hold no moderation in force, so that memory does not grow with every room name ever used.
 // Forgetting an empty stream only changes its epoch, which loses nothing.
 func (b *Broker) maybeSweep(now time.Time) {
 	b.mu.Lock()
@@ -234,7 +247,8 @@ func (b *Broker) maybeSweep(now time.Time) {
 	for name, s := range b.streams {
 		if s.mu.TryLock() {
 			idle := now.Sub(s.last)
-			if !s.subscribed && (idle > b.cfg.HistoryTTL || s.seq == 0 && idle > emptyIdle) {
+			expired := idle > b.cfg.HistoryTTL || s.seq == 0 && idle > emptyIdle
+			if !s.subscribed && expired && s.mod.empty(now.UnixMilli()) {
 				delete(b.streams, name)
 			}
 			s.mu.Unlock()

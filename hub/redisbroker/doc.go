@@ -5,7 +5,8 @@
 // It owns, in Redis under Config.KeyPrefix: each room's history (a Stream
 // whose entry ids are the seqs) and position (a hash holding seq and epoch),
 // idempotency keys, presence (a sorted set per room of user and node, scored
-// by expiry) and the node registry. Publishing is one Lua script, so that
+// by expiry), each user's read positions (a hash per user: see read.go) and
+// the node registry. Publishing is one Lua script, so that
 // assigning the seq, appending to history and publishing to the room's
 // channel happen atomically.
 //
@@ -18,7 +19,7 @@
 // Config.HistoryMaxBytes) no longer holds what was missed. Ephemeral events (typing, direct messages, kicks) have no such
 // repair: one lost with the connection is lost.
 //
-// Every key the broker writes expires (Config.HistoryTTL,
+// Every key the broker writes expires (Config.HistoryTTL, read positions too,
 // Config.IdempotencyTTL, Config.PresenceTTL), and a room's Stream is trimmed
 // to Config.HistorySize entries and Config.HistoryMaxBytes of frames. Redis
 // should run with maxmemory-policy noeviction, so that a full Redis refuses

@@ -13,19 +13,26 @@ import (
 //
 //	publication: "p" epoch ":" seq ":" frame   (built by publish.lua)
 //	event:       "e" kind ":" len(exclude) ":" exclude frame
+//
+// An EventTo's or EventBan's User travels in the place of Exclude, which
+// those kinds do not use.
 
 var errEnvelope = errors.New("malformed envelope")
 
 // encodeEvent returns the envelope of e.
 func encodeEvent(e hub.Event) string {
 	var b strings.Builder
-	b.Grow(8 + len(e.Exclude) + len(e.Frame))
+	b.Grow(8 + len(e.Exclude) + len(e.User) + len(e.Frame))
 	b.WriteByte('e')
 	b.WriteString(strconv.Itoa(int(e.Kind)))
 	b.WriteByte(':')
-	b.WriteString(strconv.Itoa(len(e.Exclude)))
+	who := e.Exclude
+	if e.Kind == hub.EventTo || e.Kind == hub.EventBan {
+		who = e.User
+	}
+	b.WriteString(strconv.Itoa(len(who)))
 	b.WriteByte(':')
-	b.WriteString(e.Exclude)
+	b.WriteString(who)
 	b.Write(e.Frame)
 	return b.String()
 }
@@ -52,6 +59,9 @@ func decodeEvent(s string) (hub.Event, error) {
 		return hub.Event{}, errEnvelope
 	}
 	e := hub.Event{Kind: hub.EventKind(k), Exclude: rest[:size]}
+	if e.Kind == hub.EventTo || e.Kind == hub.EventBan {
+		e.User, e.Exclude = e.Exclude, ""
+	}
 	if frame := rest[size:]; frame != "" {
 		e.Frame = []byte(frame)
 	}

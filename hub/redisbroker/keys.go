@@ -10,16 +10,19 @@ import (
 //
 // On one Redis the names are the prefix, a kind and the room or user name:
 // sb:m:ROOM (meta), sb:h:ROOM (history), sb:p:ROOM, sb:pc:ROOM, sb:pu:ROOM
-// (presence), sb:ip:KEY and sb:iu:KEY (idempotency), sb:boot, sb:nodes,
-// sb:node:ID, and the channels sb:r:ROOM and sb:u:USER.
+// (presence), sb:mod:ROOM (moderation), sb:ip:KEY and sb:iu:KEY
+// (idempotency), sb:rd:USER (the user's read positions), sb:boot, sb:nodes,
+// sb:node:ID, the webhook backlog sb:webhooks and sb:webhooks:bytes (see
+// webhook.go), and the channels sb:r:ROOM and sb:u:USER.
 //
 // On a Redis Cluster a Lua script may only touch keys of one slot, and
 // SPUBLISH in a script only channels of that slot, so names carry a hash
 // tag (the part between the first '{' and the next '}', which alone decides
 // the slot): everything of a room is tagged {r:ROOM} (sb:{r:ROOM}:m,
-// sb:{r:ROOM}:h, its presence keys, the idempotency keys of its publishes
+// sb:{r:ROOM}:h, its presence keys, sb:{r:ROOM}:mod, the idempotency keys of its publishes
 // sb:{r:ROOM}:ip:KEY and its channel sb:{r:ROOM}), everything of a user
-// {u:USER} (sb:{u:USER}:iu:KEY, channel sb:{u:USER}), the registry {nodes}.
+// {u:USER} (sb:{u:USER}:iu:KEY, sb:{u:USER}:rd, channel sb:{u:USER}), the
+// registry {nodes}, the webhook backlog {webhooks}.
 // Presence's boot key is one per slot, sb:{TAG}:boot with a TAG chosen to
 // hash to that slot (see slotTags), so that a room's presence script checks
 // the boot key of its own slot. A tag always starts with "r:" or "u:" and
@@ -31,6 +34,9 @@ import (
 func (b *Broker) metaKey(room string) string     { return b.roomKey(room, "m") }
 func (b *Broker) streamKey(room string) string   { return b.roomKey(room, "h") }
 func (b *Broker) presenceKey(room string) string { return b.roomKey(room, "p") }
+
+// modKey names the room's moderation hash (moderate.lua).
+func (b *Broker) modKey(room string) string { return b.roomKey(room, "mod") }
 func (b *Broker) presenceCountKey(room string) string {
 	return b.roomKey(room, "pc")
 }
@@ -52,6 +58,14 @@ func (b *Broker) userIdemKey(user, key string) string {
 		return b.cfg.KeyPrefix + "{u:" + user + "}:iu:" + key
 	}
 	return b.cfg.KeyPrefix + "iu:" + key
+}
+
+// readsKey names the user's hash of read positions.
+func (b *Broker) readsKey(user string) string {
+	if b.cfg.Cluster {
+		return b.cfg.KeyPrefix + "{u:" + user + "}:rd"
+	}
+	return b.cfg.KeyPrefix + "rd:" + user
 }
 
 // roomKey names the room's key of kind.

@@ -21,17 +21,18 @@ import (
 // hub.ErrMaybeDelivered: the script may have run. A duplicate returns the
 // first publish's Seq and Epoch without Frame: the key keeps only those.
 func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest) (hub.Publication, bool, error) {
-	keys := []string{b.metaKey(room), b.streamKey(room)}
+	keys := []string{b.metaKey(room), b.streamKey(room), b.modKey(room)}
 	if r.IdempotencyKey != "" {
 		keys = append(keys, b.pubIdemKey(room, r.IdempotencyKey))
 	}
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
-	res, err := publishScript.Run(ctx, b.client, keys,
-		r.Message.Prefix, r.Message.Suffix, hub.NewEpoch(),
+	args := []any{r.Message.Prefix, r.Message.Suffix, hub.NewEpoch(),
 		b.cfg.HistorySize, ms(b.cfg.HistoryTTL), b.roomChannel(room), ms(b.cfg.IdempotencyTTL),
-		b.cfg.HistoryMaxBytes, b.publishCmd(),
-	).Slice()
+		b.cfg.HistoryMaxBytes, b.publishCmd(), r.Member,
+	}
+	args = append(args, targetArgs(r.Target)...)
+	res, err := publishScript.Run(ctx, b.client, keys, args...).Slice()
 	if err != nil {
 		return hub.Publication{}, false, wrapMaybe("publish", err)
 	}
@@ -39,6 +40,9 @@ func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest)
 		return hub.Publication{}, false, fmt.Errorf("publish: %w", errEnvelope)
 	}
 	dup, _ := res[0].(int64)
+	if dup == -1 {
+		return hub.Publication{}, false, refused(res[1], res[2])
+	}
 	epoch, _ := res[1].(string)
 	seq, err := strconv.ParseUint(fmt.Sprint(res[2]), 10, 64)
 	if err != nil || epoch == "" {

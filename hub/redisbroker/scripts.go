@@ -14,6 +14,14 @@ var (
 	publishLua    string
 	publishScript = redis.NewScript(publishLua)
 
+	//go:embed lua/moderate.lua
+	moderateLua    string
+	moderateScript = redis.NewScript(moderateLua)
+
+	//go:embed lua/moderation.lua
+	moderationLua    string
+	moderationScript = redis.NewScript(moderationLua)
+
 	//go:embed lua/history.lua
 	historyLua    string
 	historyScript = redis.NewScript(historyLua)
@@ -25,6 +33,14 @@ var (
 	//go:embed lua/registry.lua
 	registryLua    string
 	registryScript = redis.NewScript(registryLua)
+
+	//go:embed lua/markread.lua
+	markReadLua    string
+	markReadScript = redis.NewScript(markReadLua)
+
+	//go:embed lua/unread.lua
+	unreadLua    string
+	unreadScript = redis.NewScript(unreadLua)
 
 	//go:embed lua/presence.lua
 	presenceLua    string

@@ -113,6 +113,7 @@ export class Rooms {
   joinFailed(room, err) {
     if (this.rooms.get(room.name) !== room) return;
     this.rooms.delete(room.name);
+    this.c.reads.forget(room.name);
     err.room = room.name;
     this.c.failSends(room.name, err.code, err.message);
     const waiters = room.waiters.splice(0);
@@ -144,7 +145,10 @@ export class Rooms {
     room.listGen++;
     room.members = room.list.list();
     room.ready = true;
-    room.info = { room: f.room, members: room.members, count: room.list.count, seq: f.seq, epoch: f.epoch };
+    room.info = {
+      room: f.room, members: room.members, count: room.list.count, seq: f.seq, epoch: f.epoch,
+      readSeq: f.read_seq ?? 0, unread: f.unread ?? 0, unreadCapped: f.unread_capped === true,
+    };
     if (!prev) {
       room.stream = new RoomStream(f.epoch, f.seq);
     } else if (f.recovered === true && prev.epoch === f.epoch) {
@@ -154,6 +158,7 @@ export class Rooms {
     } else {
       this.resync(room, f);
     }
+    this.c.reads.onJoined(room.name, f);
     for (const w of room.waiters.splice(0)) w.resolve(room.info);
     this.emitMembers(room);
     this.c.emit('joined', { ...room.info, recovered: f.recovered });
@@ -211,7 +216,8 @@ export class Rooms {
     const room = this.rooms.get(f.room);
     if (!room?.ready || room.stream.epoch === f.epoch) return;
     room.stream = new RoomStream(f.epoch, 0);
-    room.info = { ...room.info, seq: 0, epoch: f.epoch };
+    room.info = { ...room.info, seq: 0, epoch: f.epoch, readSeq: 0, unread: 0, unreadCapped: false };
+    this.c.reads.onEpoch(room.name, f.epoch);
     this.c.emit('resync', { room: room.name, epoch: f.epoch, epochChanged: true, count: 0, lost: 0 });
   }
 
@@ -232,8 +238,13 @@ export class Rooms {
         rec.count++;
       }
       const meta = { source, epoch: room.stream.epoch };
-      if (m.from === this.c.user) meta.id = this.c.ownSend(room.name, m);
-      this.c.emit('message', m, meta);
+      if (m.type === 'message_edited' || m.type === 'message_deleted') {
+        this.c.emit(m.type, m, meta); // entries of the stream too: in seq order
+      } else {
+        if (m.from === this.c.user) meta.id = this.c.ownSend(room.name, m);
+        this.c.reads.onMessage(room.name, m);
+        this.c.emit('message', m, meta);
+      }
       if (rec && room.recovering === rec && room.stream.last >= rec.through) {
         room.recovering = null;
         this.c.emit('recovered', { room: room.name, count: rec.count });
@@ -305,6 +316,7 @@ export class Rooms {
     const r = this.rooms.get(name);
     if (!r) return Promise.resolve();
     this.rooms.delete(name);
+    this.c.reads.forget(name);
     for (const w of r.waiters.splice(0)) w.reject(new SwitchboardError('left', 'left the room before it was joined'));
     this.c.failSends(name, 'not_member', 'left the room');
     if (!this.c.connected || !r.ready) return Promise.resolve(); // a stray joined is answered with leave

@@ -10,6 +10,9 @@ import { test } from 'node:test';
 import { connected, e2eSuite, say, shot, texts, waitText } from './helpers/browser.mjs';
 import { startProxy } from './helpers/server.mjs';
 
+// The server API (moderation) needs a key; the servers inherit it.
+const API_KEY = (process.env.SWITCHBOARD_API_KEY ||= 'e2e-api-key');
+
 /** axeCheck runs axe-core on page and fails on serious or critical
  * violations (WCAG 2 A and AA rules, plus best practices). */
 async function axeCheck(page, what) {
@@ -227,6 +230,68 @@ e2eSuite((e) => {
     await page.keyboard.press('Enter');
     await page.waitForSelector('#room-list [data-room="keys"].active');
     assert.equal(await page.textContent('#room-name'), 'keys');
+    assert.deepEqual(e.problems, []);
+  });
+
+  test('edit and delete own messages, unread badge after a reload, a muted user sees why', { timeout: 90000 }, async (t) => {
+    const ed = await e.user('edna', e.servers.alice, { room: 'edits' });
+    const fred = await e.user('fred', e.servers.bob, { room: 'edits' });
+    await say(ed, 'helo');
+    await say(ed, 'to be deleted');
+    await waitText(fred, '#messages .text', 'to be deleted');
+    await ed.waitForFunction(() => !document.querySelector('#messages li.pending'));
+
+    // Edit inline; the other client sees the new text, marked.
+    const row = (page, text) => page.locator('#messages li.msg', { hasText: text });
+    await row(ed, 'helo').hover();
+    await row(ed, 'helo').getByRole('button', { name: 'Edit message' }).click();
+    await ed.fill('#messages .edit-text', 'hello');
+    await ed.press('#messages .edit-text', 'Enter');
+    await waitText(fred, '#messages .text', 'hello (edited)');
+    await waitText(ed, '#messages .text', 'hello (edited)');
+    assert.equal(await fred.locator('#messages li.msg[data-from="fred"] button').count(), 0);
+    assert.equal(await fred.locator('#messages li.msg button[aria-label="Edit message"]').count(), 0, 'no edit button on others\' messages');
+
+    // Delete: the text leaves both pages.
+    await row(ed, 'to be deleted').getByRole('button', { name: 'Delete message' }).click();
+    await waitText(fred, '#messages .text', 'message deleted');
+    await ed.waitForFunction(() => !document.querySelector('#messages').textContent.includes('to be deleted'));
+    assert.ok(!(await fred.textContent('#messages')).includes('to be deleted'));
+    for (const v of await axeCheck(ed, 'edited and deleted messages')) t.diagnostic(`minor: ${v}`);
+
+    // Seen by: fred has the room open.
+    await ed.waitForSelector('#messages li.seen');
+    assert.equal(await ed.textContent('#messages li.seen'), 'Seen by fred');
+
+    // Unread: fred opens another room; two messages arrive; a reload shows the count.
+    await fred.fill('#join-room', 'elsewhere');
+    await fred.press('#join-room', 'Enter');
+    await fred.waitForSelector('#room-list [data-room="elsewhere"].active');
+    await say(ed, 'one');
+    await say(ed, 'two');
+    await fred.waitForSelector('#room-list [data-room="edits"] .badge');
+    await fred.waitForTimeout(400); // the session is saved within 300 ms
+    await fred.reload();
+    await connected(fred);
+    await fred.waitForFunction(() => document.querySelector('#room-list [data-room="edits"] .badge')?.textContent === '2');
+    await fred.click('#room-list [data-room="edits"]');
+    await fred.waitForFunction(() => !document.querySelector('#room-list [data-room="edits"] .badge'));
+
+    // Muted through the server API: the notice says why; the composer is off.
+    const res = await fetch(`${e.servers.alice.srv.base}/api/rooms/edits/mutes`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ user: 'fred', duration: '10m' }),
+    });
+    assert.equal(res.status < 300, true, `mute: ${res.status} ${await res.text()}`);
+    await fred.waitForSelector('#room-notice:not([hidden])');
+    assert.match(await fred.textContent('#room-notice'), /^You are muted in #edits until \d{1,2}:\d{2}/);
+    assert.equal(await fred.isDisabled('#compose'), true);
+    for (const v of await axeCheck(fred, 'a muted user')) t.diagnostic(`minor: ${v}`);
+    const un = await fetch(`${e.servers.bob.srv.base}/api/rooms/edits/mutes/fred`, { method: 'DELETE', headers: { Authorization: `Bearer ${API_KEY}` } });
+    assert.equal(un.status < 300, true);
+    await fred.waitForSelector('#room-notice', { state: 'hidden' });
+    assert.equal(await fred.isDisabled('#compose'), false);
     assert.deepEqual(e.problems, []);
   });
 });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { addMessage, newRoomView, pendingSends, savedRoom } from '../conversation.js';
+import { addEntry, addMessage, applyChange, moderationNotice, newRoomView, pendingSends, savedRoom } from '../conversation.js';
 import { bannerText, isDown, retryLabel, statusText } from '../status.js';
 import { MAX_MESSAGES, parseSession, serializeSession } from '../store.js';
 
@@ -129,5 +129,45 @@ describe('room view', () => {
     assert.equal(savedRoom(r, pos).position, null, 'no position before the first page of history is shown');
     r.firstPage = 'done';
     assert.deepEqual(savedRoom(r, pos), { name: 'lobby', position: pos, hasOlder: false, msgs: [{ seq: 1, epoch: 'e1', from: 'bob', text: 'saved', ts: 1 }] });
+  });
+
+  test('edits and deletes change their message, live or in history pages, and are not shown', () => {
+    const msg = (seq, text, from = 'bob') => ({ type: 'message', room: 'r', seq, from, ts: seq, data: { text } });
+    const edited = (seq, target, text) => ({ type: 'message_edited', room: 'r', seq, target, from: 'bob', ts: seq, data: { text } });
+    const deleted = (seq, target) => ({ type: 'message_deleted', room: 'r', seq, target, from: 'bob', ts: seq });
+
+    // In order, as live or recovered.
+    const r = newRoomView('r');
+    for (const f of [msg(1, 'helo'), msg(2, 'spam'), edited(3, 1, 'hello'), edited(4, 1, 'hello!'), deleted(5, 2)]) addEntry(r, f, 'e1');
+    assert.deepEqual(r.items.map((it) => [it.seq, it.text, !!it.edited, !!it.deleted]), [[1, 'hello!', true, false], [2, '', false, true]]);
+    assert.ok(r.items.every((it) => it.kind === 'msg'), 'the change entries are not items');
+
+    // History pages load newest first: the changes come before their messages.
+    const h = newRoomView('r');
+    for (const f of [edited(4, 1, 'hello!'), deleted(5, 2)]) addEntry(h, f, 'e1');
+    assert.equal(h.items.length, 0);
+    for (const f of [msg(1, 'helo'), msg(2, 'spam'), edited(3, 1, 'hello')]) addEntry(h, f, 'e1');
+    assert.deepEqual(h.items.map((it) => [it.seq, it.text, !!it.edited, !!it.deleted]), [[1, 'hello!', true, false], [2, '', false, true]],
+      'an older edit does not undo a newer one');
+
+    // A delete is final; a change of another epoch's seq does not apply.
+    applyChange(r, edited(6, 2, 'back'), 'e1');
+    assert.equal(r.items[1].deleted, true);
+    assert.equal(applyChange(r, deleted(7, 1), 'e2'), null);
+    assert.equal(r.items[0].text, 'hello!');
+
+    r.firstPage = 'done';
+    assert.deepEqual(savedRoom(r, null).msgs.map(({ text, edited, deleted }) => ({ text, edited, deleted })),
+      [{ text: 'hello!', edited: true, deleted: undefined }, { text: '', edited: undefined, deleted: true }], 'a deleted text is not saved');
+  });
+
+  test('the notice of a room this user may not write to', () => {
+    const hhmm = (ts) => new Date(ts).toISOString().slice(11, 16);
+    const now = Date.UTC(2026, 0, 1, 14, 0);
+    const until = Date.UTC(2026, 0, 1, 14, 5);
+    assert.equal(moderationNotice('lobby', { muted: true, until, frozen: false }, hhmm, now), 'You are muted in #lobby until 14:05');
+    assert.equal(moderationNotice('lobby', { muted: true, until: 0, frozen: true }, hhmm, now), 'You are muted in #lobby');
+    assert.equal(moderationNotice('lobby', { muted: true, until, frozen: true }, hhmm, until + 1), 'This room is frozen', 'a timed mute ends by itself');
+    assert.equal(moderationNotice('lobby', { muted: false, until: 0, frozen: false }, hhmm, now), '');
   });
 });
