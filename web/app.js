@@ -97,7 +97,9 @@ function restore(saved) {
     state.client.join(s.name, s.position ?? {}).catch((err) => system(s.name, `Could not join: ${err.message}`, 'warn'));
   }
   for (const s of saved.dms) {
-    dmView(s.peer).items = s.msgs.map((m) => ({ kind: 'msg', key: `dm-${++pendingOrder}`, ...m }));
+    const d = dmView(s.peer);
+    d.items = s.msgs.map((m) => ({ kind: 'msg', key: `dm-${++pendingOrder}`, ...m }));
+    d.unread = s.unread; // DMs are not stored by the server: the page keeps their count
   }
   for (const p of saved.pending) {
     const r = state.rooms.get(p.room);
@@ -174,6 +176,7 @@ function snapshot() {
   const pending = [...state.rooms.values()].flatMap(pendingSends);
   const dms = [...state.dms.values()].map((d) => ({
     peer: d.peer,
+    unread: d.unread,
     msgs: d.items.filter((it) => !it.pending && !it.failed).map((it) => ({ from: it.from, text: it.text, ts: it.ts })),
   }));
   const open = { room: state.current, dm: state.dmPeer };

@@ -20,6 +20,8 @@ export const MAX_SESSION_CHARS = 256 * 1024;
 /** Most conversations kept of each kind, and most messages per conversation. */
 export const MAX_ROOMS = 50;
 export const MAX_DMS = 50;
+/** MAX_UNREAD caps a saved DM's unread count. */
+export const MAX_UNREAD = 9999;
 export const MAX_MESSAGES = 50;
 /** Longest message text kept (the server's frame limit is 64 KiB). */
 export const MAX_TEXT = 65536;
@@ -49,6 +51,8 @@ const ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
  * @typedef {object} SavedDM
  * @property {string} peer
  * @property {{from: string, text: string, ts: number}[]} msgs  oldest first
+ * @property {number} unread  messages from peer not yet seen (the server
+ *           keeps no DM history, so the page keeps this count)
  */
 
 /**
@@ -102,7 +106,8 @@ function parseDM(d, me) {
     .filter((m) => isObject(m) && (m.from === me || m.from === d.peer) && isText(m.text) && isTime(m.ts))
     .map(({ from, text, ts }) => ({ from, text, ts }))
     .slice(-MAX_MESSAGES);
-  return { peer: d.peer, msgs };
+  const unread = Number.isSafeInteger(d.unread) && d.unread > 0 ? Math.min(d.unread, MAX_UNREAD) : 0;
+  return { peer: d.peer, msgs, unread };
 }
 
 /**
@@ -126,7 +131,7 @@ export function serializeSession(s, maxChars = MAX_SESSION_CHARS) {
         hasOlder: r.hasOlder || r.msgs.length > keep,
         msgs: keep > 0 ? r.msgs.slice(-keep) : [],
       })),
-      dms: s.dms.slice(0, MAX_DMS).map((d) => ({ peer: d.peer, msgs: keep > 0 ? d.msgs.slice(-keep) : [] })),
+      dms: s.dms.slice(0, MAX_DMS).map((d) => ({ peer: d.peer, unread: d.unread ?? 0, msgs: keep > 0 ? d.msgs.slice(-keep) : [] })),
       open: s.open,
       pending: keep > 0 ? s.pending.slice(0, MAX_MESSAGES) : [],
     });

@@ -17,7 +17,7 @@ function session() {
       { name: 'lobby', position: { since: 3, epoch: 'e1' }, hasOlder: false, msgs: [msg(1), msg(2, 'alice'), msg(3)] },
       { name: 'random', position: null, hasOlder: false, msgs: [] },
     ],
-    dms: [{ peer: 'bob', msgs: [{ from: 'bob', text: 'hi', ts: 5 }, { from: 'alice', text: 'yo', ts: 6 }] }],
+    dms: [{ peer: 'bob', unread: 2, msgs: [{ from: 'bob', text: 'hi', ts: 5 }, { from: 'alice', text: 'yo', ts: 6 }] }],
     open: { room: 'lobby', dm: 'bob' },
     pending: [{ id: 'k3j9x2q1-7', room: 'lobby', text: 'sent offline', ts: 9 }],
   };
@@ -47,7 +47,7 @@ describe('saved session', () => {
       { ...msg(8), epoch: 'has space' },
       { ...msg(9), extra: '<script>' },
     );
-    raw.dms.push({ peer: 'alice', msgs: [] }, { peer: 'carol', msgs: [{ from: 'mallory', text: 'spoof', ts: 1 }] });
+    raw.dms.push({ peer: 'alice', msgs: [] }, { peer: 'carol', unread: -4, msgs: [{ from: 'mallory', text: 'spoof', ts: 1 }] });
     raw.pending.push({ id: 'x', room: 'not-joined', text: 't', ts: 1 }, { id: 'bad id!', room: 'lobby', text: 't', ts: 1 });
     raw.open = { room: 'elsewhere', dm: 'mallory' };
     const got = parseSession(JSON.stringify(raw));
@@ -56,7 +56,7 @@ describe('saved session', () => {
     assert.deepEqual(got.rooms[2].msgs, []);
     assert.deepEqual(got.rooms[0].msgs.map((m) => m.seq), [1, 2, 3, 9]);
     assert.equal('extra' in got.rooms[0].msgs[3], false, 'unknown fields are not kept');
-    assert.deepEqual(got.dms.map((d) => [d.peer, d.msgs.length]), [['bob', 2], ['carol', 0]], 'no DM with oneself, no foreign authors');
+    assert.deepEqual(got.dms.map((d) => [d.peer, d.msgs.length, d.unread]), [['bob', 2, 2], ['carol', 0, 0]], 'no DM with oneself, no foreign authors, no negative count');
     assert.deepEqual(got.pending.map((p) => p.id), ['k3j9x2q1-7']);
     assert.deepEqual(got.open, { room: null, dm: null }, 'the open conversation must be one of the saved ones');
   });
