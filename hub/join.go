@@ -46,7 +46,7 @@ func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 		h.release(r)
 		return err
 	}
-	page, members, err := h.catchUp(ctx, s, r, req)
+	page, members, stand, err := h.catchUp(ctx, s, r, req)
 	if err != nil {
 		h.exit(s, r)
 		h.countRecovery(req, RecoveryFailed)
@@ -63,6 +63,7 @@ func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 	recovered := req.Recover && outcome == RecoveryRecovered
 	answer := joinedAnswer(req, members, page.Position)
 	withUnread(&answer, unread)
+	answer.Frozen, answer.Muted, answer.MutedUntil = stand.frozen, stand.muted, stand.mutedUntil
 	if req.Recover {
 		answer.Recovered = &recovered
 	}
@@ -72,7 +73,7 @@ func (h *Hub) Join(ctx context.Context, s Session, req JoinRequest) error {
 	}
 	if !h.activate(s, r, answer, replay, page.Position.Epoch, page.Position.Seq) {
 		h.exit(s, r)
-		if err := h.checkBan(ctx, req.Room, s.User()); err != nil {
+		if _, err := h.checkBan(ctx, req.Room, s.User()); err != nil {
 			return err
 		}
 		return &RestrictedError{Err: ErrBanned} // and unbanned since
@@ -96,25 +97,27 @@ func joinedAnswer(req JoinRequest, members MemberPage, pos Position) protocol.Jo
 
 // catchUp reads, for a joining session, the room's position (with the
 // missed publications when recovering), then adds the user's presence and
-// reads the first page of members.
-func (h *Hub) catchUp(ctx context.Context, s Session, r *room, req JoinRequest) (HistoryPage, MemberPage, error) {
-	// The node subscribed to the room (enter) before this read: a ban it
-	// misses reaches the member as an event.
-	if err := h.checkBan(ctx, r.name, s.User()); err != nil {
-		return HistoryPage{}, MemberPage{}, err
+// reads the first page of members; and the user's standing (a ban is an
+// error).
+func (h *Hub) catchUp(ctx context.Context, s Session, r *room, req JoinRequest) (HistoryPage, MemberPage, standing, error) {
+	// The node subscribed to the room (enter) before this read: a ban,
+	// mute or freeze it misses reaches the member as an event.
+	stand, err := h.checkBan(ctx, r.name, s.User())
+	if err != nil {
+		return HistoryPage{}, MemberPage{}, stand, err
 	}
 	q := HistoryQuery{HasSince: req.Recover, Since: req.Since, Epoch: req.Epoch, MaxBytes: h.cfg.MaxReplayBytes}
 	hctx, cancel := h.opContext(ctx)
 	page, err := h.broker.History(hctx, r.name, q)
 	cancel()
 	if err != nil {
-		return page, MemberPage{}, err
+		return page, MemberPage{}, stand, err
 	}
 	if err := h.present(ctx, s, r); err != nil {
-		return page, MemberPage{}, err
+		return page, MemberPage{}, stand, err
 	}
 	members, err := h.MemberPage(ctx, r.name, "", protocol.JoinedMembers)
-	return page, members, err
+	return page, members, stand, err
 }
 
 // recovery returns the outcome of recovering req from page:
@@ -177,6 +180,10 @@ func (h *Hub) activate(s Session, r *room, answer protocol.Joined, replay []Publ
 // rejoin answers a join of a room the session is already in, without
 // replaying anything: the session has been receiving the room all along.
 func (h *Hub) rejoin(ctx context.Context, s Session, req JoinRequest) error {
+	stand, err := h.checkBan(ctx, req.Room, s.User())
+	if err != nil {
+		return err
+	}
 	members, err := h.MemberPage(ctx, req.Room, "", protocol.JoinedMembers)
 	if err != nil {
 		return err
@@ -193,6 +200,7 @@ func (h *Hub) rejoin(ctx context.Context, s Session, req JoinRequest) error {
 	}
 	answer := joinedAnswer(req, members, page.Position)
 	withUnread(&answer, unread)
+	answer.Frozen, answer.Muted, answer.MutedUntil = stand.frozen, stand.muted, stand.mutedUntil
 	if req.Recover {
 		recovered := req.Epoch == page.Position.Epoch && req.Since == page.Position.Seq
 		answer.Recovered = &recovered

@@ -197,20 +197,34 @@ func modEvent(room string, a ModAction) Event {
 	return Event{}
 }
 
-// checkBan returns a *RestrictedError when user is banned from room.
-func (h *Hub) checkBan(ctx context.Context, room, user string) error {
+// standing is what a joining user must know of a room's moderation.
+type standing struct {
+	frozen     bool
+	muted      bool
+	mutedUntil int64
+}
+
+// checkBan returns a *RestrictedError when user is banned from room, else
+// the user's standing in it.
+func (h *Hub) checkBan(ctx context.Context, room, user string) (standing, error) {
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
 	st, err := h.broker.Moderation(ctx, room, user)
 	if err != nil {
-		return fmt.Errorf("check ban: %w", err)
+		return standing{}, fmt.Errorf("check ban: %w", err)
 	}
 	for _, b := range st.Bans {
 		if b.User == user {
-			return &RestrictedError{Err: ErrBanned, Until: b.Until}
+			return standing{}, &RestrictedError{Err: ErrBanned, Until: b.Until}
 		}
 	}
-	return nil
+	out := standing{frozen: st.Frozen}
+	for _, m := range st.Mutes {
+		if m.User == user {
+			out.muted, out.mutedUntil = true, m.Until
+		}
+	}
+	return out, nil
 }
 
 // evict takes the local sessions of the room's banned user out of it, each

@@ -48,6 +48,13 @@ type Joined struct {
 	// UnreadCapped reports that the history no longer reaches back to
 	// ReadSeq: more messages than Unread may be unread.
 	UnreadCapped bool `json:"unread_capped,omitempty"`
+	// Frozen reports that the room is frozen: members may not write (see
+	// RoomUpdated); left out when not.
+	Frozen bool `json:"frozen,omitempty"`
+	// Muted reports that the user is muted in the room, until MutedUntil
+	// (unix ms; 0, left out, until lifted); left out when not.
+	Muted      bool  `json:"muted,omitempty"`
+	MutedUntil int64 `json:"muted_until,omitempty"`
 }
 
 // Left answers a leave, or tells the session the server took it out of a

@@ -610,6 +610,19 @@ export class Client {
 
   // ---- moderation ----
 
+  /** onJoinedModeration takes the user's standing from a joined answer
+   * (frozen, muted, muted_until) and emits what changed as the events would
+   * have: a page that reloads learns a mute or freeze at once. */
+  onJoinedModeration(f) {
+    const cur = this.moderation(f.room);
+    if (f.muted === true && (!cur.muted || cur.until !== (f.muted_until ?? 0))) {
+      this.onModerated({ type: 'muted', room: f.room, until: f.muted_until ?? 0 });
+    } else if (f.muted !== true && cur.muted) {
+      this.onModerated({ type: 'unmuted', room: f.room });
+    }
+    if ((f.frozen === true) !== cur.frozen) this.onModerated({ type: 'room_updated', room: f.room, frozen: f.frozen === true });
+  }
+
   /** onModerated records and emits muted, unmuted and room_updated. */
   onModerated(f) {
     const st = { ...this.moderation(f.room) };
@@ -625,9 +638,8 @@ export class Client {
   /**
    * moderation returns what this client was told of a room since it
    * connected: {muted, until, frozen}. muted turns false by itself once a
-   * timed mute's until has passed. It knows only what events said: a room
-   * frozen before the join shows as not frozen until a write fails with
-   * "frozen".
+   * timed mute's until has passed. It knows what the events and the joined
+   * answers said.
    * @returns {{muted: boolean, until: number, frozen: boolean}}
    */
   moderation(room) {

@@ -227,3 +227,33 @@ func TestTokenOpFlag(t *testing.T) {
 		t.Errorf("token --op 'bad room' = %v, printed %q; want a usage error naming --op", err, out.String())
 	}
 }
+
+// TestJoinedStanding: a user who joins (or reloads the page) while muted in
+// a frozen room learns both from the joined answer, without waiting for an
+// event or a refused write; once lifted, a join says nothing of them.
+func TestJoinedStanding(t *testing.T) {
+	base, _ := startRun(t, map[string]string{"SWITCHBOARD_API_KEY": testKey})
+	code, body := api(t, "POST", base+"/api/rooms/lobby/mutes", testKey, `{"user":"bob","duration":"10m"}`)
+	if code != 200 {
+		t.Fatalf("mute: %d %v", code, body)
+	}
+	if code, _ := api(t, "PUT", base+"/api/rooms/lobby/freeze", testKey, ""); code != 200 {
+		t.Fatalf("freeze: %d", code)
+	}
+	bob := dial(t, base, "?name=bob", nil)
+	j := bob.join("lobby")
+	if j["muted"] != true || j["muted_until"] != body["until"] || j["frozen"] != true {
+		t.Errorf("bob's joined %v: want muted until %v and frozen", j, body["until"])
+	}
+	eve := dial(t, base, "?name=eve", nil)
+	if j := eve.join("lobby"); j["muted"] != nil || j["frozen"] != true {
+		t.Errorf("eve's joined %v: want frozen, not muted", j)
+	}
+
+	api(t, "DELETE", base+"/api/rooms/lobby/mutes/bob", testKey, "")
+	api(t, "DELETE", base+"/api/rooms/lobby/freeze", testKey, "")
+	bob2 := dial(t, base, "?name=bob", nil)
+	if j := bob2.join("lobby"); j["muted"] != nil || j["frozen"] != nil || j["muted_until"] != nil {
+		t.Errorf("joined after the mute and freeze were lifted: %v", j)
+	}
+}

@@ -159,6 +159,7 @@ export class Rooms {
       this.resync(room, f);
     }
     this.c.reads.onJoined(room.name, f);
+    this.c.onJoinedModeration(f);
     for (const w of room.waiters.splice(0)) w.resolve(room.info);
     this.emitMembers(room);
     this.c.emit('joined', { ...room.info, recovered: f.recovered });

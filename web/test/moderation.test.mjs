@@ -46,6 +46,20 @@ async function fake(onFrame) {
 const joined = (f) => ({ type: 'joined', id: f.id, room: f.room, members: ['bob'], seq: 0, epoch: 'e1' });
 
 describe('moderation, scripted server', () => {
+  test('a joined answer tells the standing: muted and frozen arrive as events', async () => {
+    const until = Date.now() + 60000;
+    const srv = await fake((f, ws) => {
+      if (f.type === 'join') ws.out({ ...joined(f), frozen: true, muted: true, muted_until: until });
+    });
+    const c = connect({ url: srv.url, name: 'bob', WebSocket });
+    clients.push(c);
+    const events = [];
+    for (const ev of ['muted', 'unmuted', 'room_updated']) c.on(ev, (e) => events.push([ev, e]));
+    await c.join('r');
+    assert.deepEqual(events, [['muted', { room: 'r', until }], ['room_updated', { room: 'r', frozen: true }]]);
+    assert.deepEqual(c.moderation('r'), { muted: true, until, frozen: true });
+  });
+
   test('muted, unmuted and room_updated are events and state; errors carry until; a ban leaves', async () => {
     const until = Date.now() + 60000;
     let sock;
