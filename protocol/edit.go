@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 )
@@ -22,18 +21,11 @@ const (
 // replaced the data of the room's message target with data at ts. data must
 // be valid JSON; it is compacted as a message's is.
 func NewEdited(room, from string, target uint64, data json.RawMessage, ts int64) (MessageTemplate, error) {
-	t := MessageTemplate{Prefix: changePrefix(TypeMessageEdited, room)}
-	var s bytes.Buffer
-	s.Write(changeSuffix(target, from))
-	s.WriteString(`,"data":`)
-	if err := json.Compact(&s, data); err != nil {
+	suffix, err := dataSuffix(changeSuffix(target, from), data, ts)
+	if err != nil {
 		return MessageTemplate{}, err
 	}
-	s.WriteString(`,"ts":`)
-	s.Write(strconv.AppendInt(nil, ts, 10))
-	s.WriteByte('}')
-	t.Suffix = s.Bytes()
-	return t, nil
+	return MessageTemplate{Prefix: templatePrefix(TypeMessageEdited, room), Suffix: suffix}, nil
 }
 
 // NewDeleted returns the template of a message_deleted frame: user from
@@ -43,15 +35,7 @@ func NewDeleted(room, from string, target uint64, ts int64) MessageTemplate {
 	s = append(s, `,"ts":`...)
 	s = strconv.AppendInt(s, ts, 10)
 	s = append(s, '}')
-	return MessageTemplate{Prefix: changePrefix(TypeMessageDeleted, room), Suffix: s}
-}
-
-// changePrefix is {"type":"<typ>","room":"<room>","seq":
-func changePrefix(typ, room string) []byte {
-	b := append([]byte(`{"type":`), appendString(nil, typ)...)
-	b = append(b, `,"room":`...)
-	b = appendString(b, room)
-	return append(b, `,"seq":`...)
+	return MessageTemplate{Prefix: templatePrefix(TypeMessageDeleted, room), Suffix: s}
 }
 
 // changeSuffix is ,"target":<target>,"from":"<from>"

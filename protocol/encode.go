@@ -246,23 +246,33 @@ type MessageTemplate struct {
 // NewMessage returns the template of a message frame. data must be valid
 // JSON; it is compacted so that the frame is one line.
 func NewMessage(room, from string, data json.RawMessage, ts int64) (MessageTemplate, error) {
-	var t MessageTemplate
-	t.Prefix = append(t.Prefix, `{"type":"message","room":`...)
-	t.Prefix = appendString(t.Prefix, room)
-	t.Prefix = append(t.Prefix, `,"seq":`...)
-
-	var s bytes.Buffer
-	s.WriteString(`,"from":`)
-	s.Write(appendString(nil, from))
-	s.WriteString(`,"data":`)
-	if err := json.Compact(&s, data); err != nil {
+	suffix, err := dataSuffix(appendString([]byte(`,"from":`), from), data, ts)
+	if err != nil {
 		return MessageTemplate{}, err
 	}
-	s.WriteString(`,"ts":`)
-	s.Write(strconv.AppendInt(nil, ts, 10))
-	s.WriteByte('}')
-	t.Suffix = s.Bytes()
-	return t, nil
+	return MessageTemplate{Prefix: templatePrefix(TypeMessage, room), Suffix: suffix}, nil
+}
+
+// templatePrefix is {"type":"<typ>","room":"<room>","seq":, the head of the
+// frame of every entry of a room's stream.
+func templatePrefix(typ, room string) []byte {
+	b := append([]byte(`{"type":`), appendString(nil, typ)...)
+	b = append(b, `,"room":`...)
+	b = appendString(b, room)
+	return append(b, `,"seq":`...)
+}
+
+// dataSuffix appends ,"data":<data, compacted>,"ts":<ts>} to head, the
+// end of the frames that carry data; data must be valid JSON.
+func dataSuffix(head []byte, data json.RawMessage, ts int64) ([]byte, error) {
+	s := bytes.NewBuffer(head)
+	s.WriteString(`,"data":`)
+	if err := json.Compact(s, data); err != nil {
+		return nil, err
+	}
+	b := append(s.Bytes(), `,"ts":`...)
+	b = strconv.AppendInt(b, ts, 10)
+	return append(b, '}'), nil
 }
 
 // Frame returns the message frame with the given seq.
