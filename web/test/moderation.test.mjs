@@ -6,42 +6,22 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, afterEach, describe, test } from 'node:test';
 
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 
 import { connect } from '../switchboard.js';
 import { open } from './helpers/clients.mjs';
+import { fakeServers } from './helpers/fake.mjs';
 import { serverBinary, startServer, waitFor } from './helpers/server.mjs';
 
-let servers = [];
+const fakes = fakeServers();
 const clients = [];
-afterEach(async () => {
-  for (const s of servers) {
-    for (const ws of s.clients) ws.terminate();
-    await new Promise((r) => s.close(r));
-  }
-  servers = [];
-});
+afterEach(() => fakes.closeAll());
 after(async () => {
   for (const c of clients) c.close();
 });
 
-/** fake greets each connection as bob and hands every client frame to onFrame. */
-async function fake(onFrame) {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise((r) => wss.on('listening', r));
-  servers.push(wss);
-  const frames = [];
-  wss.on('connection', (ws) => {
-    ws.out = (...fs) => ws.send(fs.map((f) => JSON.stringify(f)).join('\n'));
-    ws.out({ type: 'welcome', session: 's1', user: 'bob', node: 'fake', protocol: 1 });
-    ws.on('message', (d) => {
-      const f = JSON.parse(String(d));
-      frames.push(f);
-      onFrame(f, ws);
-    });
-  });
-  return { url: `ws://127.0.0.1:${wss.address().port}/ws`, frames };
-}
+/** fake starts a fake server that greets each connection as bob. */
+const fake = (onFrame) => fakes.start('bob', onFrame);
 
 const joined = (f) => ({ type: 'joined', id: f.id, room: f.room, members: ['bob'], seq: 0, epoch: 'e1' });
 
