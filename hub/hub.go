@@ -195,8 +195,11 @@ func (h *Hub) Disconnect(s Session) {
 		u.subscribed = false
 	}
 	u.opMu.Unlock()
-	h.forget(s, u)
+	// Emitted before forget, which may end a Drain: the events of the
+	// sessions a Drain closes are emitted before it returns, so that a
+	// shutdown hands them to the webhooks before stopping them.
 	h.Emit(WebhookUserDisconnected, WebhookUser{User: s.User(), Session: s.ID()})
+	h.forget(s, u)
 }
 
 // Rooms returns the names of the rooms s is in, in no particular order.
@@ -269,9 +272,14 @@ func (p Pace) rate(n int) float64 {
 
 // Drain refuses new sessions, closes every session with code and reason,
 // paced by pace, and waits until all of them have disconnected or ctx is
-// done; then it stores the read reports still pending. When ctx is done before the last batch, the remaining sessions are
-// closed at once: none is left without its close code. Drain logs a line
-// when it starts, one a second while it paces, and one at the end.
+// done; then it stores the read reports still pending. When ctx is done
+// before the last batch, the remaining sessions are closed at once: none is
+// left without its close code. Drain logs a line when it starts, one a
+// second while it paces, and one at the end.
+//
+// When Drain returns nil, every webhook event of the disconnects
+// (member.left, user.disconnected) has been emitted: a shutdown can stop
+// the webhooks after it without losing them.
 //
 // Spreading the closes of a node that restarts spreads the reconnects its
 // clients make to the other nodes, and their recovery reads.

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/hub"
 	"github.com/switchboard-chat/switchboard/hub/memorybroker"
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // eventLog records the hub's webhook events as "type data".
@@ -82,6 +85,40 @@ func TestWebhookEventsOnce(t *testing.T) {
 	}
 	if got := log.take(); !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
+	}
+}
+
+// TestDrainEmitsBeforeReturning: when Drain returns, the member.left and
+// user.disconnected events of every session it closed have been emitted,
+// even by a hook slow to take them: a shutdown stops the webhooks right
+// after Drain, and would lose the late ones.
+func TestDrainEmitsBeforeReturning(t *testing.T) {
+	t.Parallel()
+	var log eventLog
+	slow := func(e hub.WebhookEvent) {
+		if e.Type == hub.WebhookUserDisconnected {
+			time.Sleep(20 * time.Millisecond) // a hook must not block; this one lags, to show the order
+		}
+		log.record(e)
+	}
+	h := newHub(t, memorybroker.Config{}, hub.Config{OnWebhookEvent: slow})
+	const n = 5
+	for i := range n {
+		h.join(h.connect(fmt.Sprintf("user%d", i)), "lobby")
+	}
+	log.take()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Drain(ctx, protocol.CloseRestart, "service restart", hub.Pace{}); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	count := map[string]int{}
+	for _, e := range log.take() {
+		typ, _, _ := strings.Cut(e, " ")
+		count[typ]++
+	}
+	if count[hub.WebhookMemberLeft] != n || count[hub.WebhookUserDisconnected] != n {
+		t.Errorf("events emitted by the time Drain returned: %v, want %d member.left and %d user.disconnected", count, n, n)
 	}
 }
 

@@ -48,6 +48,7 @@ type config struct {
 	WebhookURL    string
 	WebhookSecret string
 	WebhookEvents []string // empty: all
+	WebhookFlush  time.Duration
 
 	// HTTP bounds every HTTP connection; not a flag (tests shorten it).
 	HTTP httpLimits
@@ -107,6 +108,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		c.WebhookEvents = splitList(v)
 		return nil
 	})
+	fs.DurationVar(&c.WebhookFlush, "webhook-flush-timeout", 5*time.Second, "without Redis, how long a stopping node keeps delivering its undelivered webhook events (within shutdown-timeout) before dropping the rest; 0 drops them at once")
 	fs.Usage = func() { usage(fs) }
 
 	if err := parseFlags(fs, args, stdout); err != nil {
@@ -180,6 +182,8 @@ func (c *config) validate() error {
 		return errors.New("--max-rooms must be at least 1")
 	case c.RedisCluster && c.RedisURL == "":
 		return errors.New("--redis-cluster needs --redis-url")
+	case c.WebhookFlush < 0:
+		return errors.New("--webhook-flush-timeout must be 0 or more")
 	case c.WebhookURL == "" && (c.WebhookSecret != "" || len(c.WebhookEvents) > 0):
 		return errors.New("--webhook-secret and --webhook-events need --webhook-url")
 	case c.WebhookURL != "":

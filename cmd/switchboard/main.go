@@ -267,8 +267,10 @@ func clientsConfig(cfg config, log zerolog.Logger) clients.Config {
 }
 
 // shutdown closes the listener and waits for in-flight HTTP requests, closes
-// every session as how says and waits for them, stops the webhooks (hooks,
-// nil when off), then closes the broker, all within timeout.
+// every session as how says and waits for them (their webhook events
+// queued), stops the webhooks (hooks, nil when off; without Redis they
+// deliver what they hold first, see closeWebhooks), then closes the
+// broker, all within timeout.
 func shutdown(srv *http.Server, h *hub.Hub, hooks *webhook.Dispatcher, broker hub.Broker, how closePlan, timeout time.Duration, log zerolog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -130,7 +130,7 @@ var (
 	redisMalformedDesc  = desc("redis_malformed_messages_total", "Pub/sub messages that could not be decoded.")
 
 	webhookEventsDesc = desc("webhook_events_total",
-		"Webhook events by outcome: delivered (answered 2xx), failed (given up), dropped (never stored: the queue or backlog was full, or Redis unreachable), retried (failed attempts, retried).", "outcome")
+		"Webhook events by outcome: delivered (answered 2xx), failed (given up), dropped (never stored: the queue or backlog was full, or Redis unreachable; or, without Redis, undelivered when the node stopped), retried (failed attempts, retried).", "outcome")
 	webhookBacklogDesc = desc("webhook_backlog", "Webhook events stored and not yet delivered or given up: the cluster's, with Redis.")
 )
 

@@ -223,7 +223,9 @@ func TestWebhookReceiverDownChatWorks(t *testing.T) {
 			if mode == "hanging" {
 				url = newHookReceiver(t, true).srv.URL + "/hook"
 			}
-			base, _ := startRun(t, hookEnv(url))
+			env := hookEnv(url)
+			env["SWITCHBOARD_WEBHOOK_FLUSH_TIMEOUT"] = "200ms" // the stop does not wait 5s for the receiver
+			base, _ := startRun(t, env)
 			alice := dial(t, base, "?name=alice", nil)
 			alice.expect("welcome")
 			bob := dial(t, base, "?name=bob", nil)

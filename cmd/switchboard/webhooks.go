@@ -12,7 +12,11 @@ import (
 
 // webhookConfig is the dispatcher's configuration from the flags.
 func (c *config) webhookConfig() webhook.Config {
-	return webhook.Config{URL: c.WebhookURL, Secret: []byte(c.WebhookSecret), Events: c.WebhookEvents, Node: c.NodeID}
+	flush := c.WebhookFlush
+	if flush == 0 {
+		flush = -1 // the flag's 0 is no flush; the Config's zero is its default
+	}
+	return webhook.Config{URL: c.WebhookURL, Secret: []byte(c.WebhookSecret), Events: c.WebhookEvents, Node: c.NodeID, FlushTimeout: flush}
 }
 
 // newWebhooks returns the node's webhook dispatcher, nil when webhooks are
@@ -33,7 +37,10 @@ func newWebhooks(cfg config, broker hub.Broker, log zerolog.Logger) (*webhook.Di
 
 // closeWebhooks stops d, when not nil, after the sessions have closed (their
 // last events queued) and before the broker (whose Redis connection it
-// uses).
+// uses), within ctx: the rest of the shutdown's time. Without Redis, d
+// first delivers what it holds, for up to --webhook-flush-timeout; with
+// Redis, it adds what is queued to the stream and leaves it to the other
+// nodes.
 func closeWebhooks(ctx context.Context, d *webhook.Dispatcher, log zerolog.Logger) {
 	if d == nil {
 		return

@@ -44,6 +44,24 @@ type Backlog interface {
 	Len(ctx context.Context) (int, error)
 }
 
+// VolatileBacklog is a Backlog that may lose its entries when the process
+// stops, an optional capability found by type assertion: when Volatile
+// reports true (MemoryBacklog), Dispatcher.Close keeps delivering its
+// entries before it returns (see Config.FlushTimeout). A shared Backlog
+// keeps them for the other nodes, and a node stops without waiting.
+type VolatileBacklog interface {
+	Backlog
+	// Volatile reports whether the entries are lost when the process
+	// stops.
+	Volatile() bool
+}
+
+// volatile reports whether b's entries are lost when the process stops.
+func volatile(b Backlog) bool {
+	v, ok := b.(VolatileBacklog)
+	return ok && v.Volatile()
+}
+
 // Default bounds of a backlog.
 const (
 	// DefaultMaxEvents is the most events a backlog holds by default.
@@ -57,7 +75,8 @@ const (
 const takeWait = time.Second
 
 // MemoryBacklog is the Backlog of a single node: a bounded queue in the
-// process. Its entries are lost when the process stops.
+// process. Its entries are lost when the process stops, so it is a
+// VolatileBacklog: a Dispatcher's Close delivers them first, for a while.
 type MemoryBacklog struct {
 	ch       chan Entry
 	maxBytes int
@@ -67,7 +86,7 @@ type MemoryBacklog struct {
 	count int // entries added and not Done
 }
 
-var _ Backlog = (*MemoryBacklog)(nil)
+var _ VolatileBacklog = (*MemoryBacklog)(nil)
 
 // NewMemoryBacklog returns an empty MemoryBacklog holding up to maxEvents
 // events (DefaultMaxEvents when 0) and maxBytes bytes of bodies
@@ -135,6 +154,9 @@ func (b *MemoryBacklog) Done(ctx context.Context, e Entry) error {
 	b.bytes -= len(e.Body)
 	return nil
 }
+
+// Volatile implements VolatileBacklog: true.
+func (b *MemoryBacklog) Volatile() bool { return true }
 
 // Len implements Backlog.
 func (b *MemoryBacklog) Len(ctx context.Context) (int, error) {

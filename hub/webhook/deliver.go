@@ -238,6 +238,10 @@ func (d *Dispatcher) done(ctx context.Context, e Entry) {
 	if err := d.backlog.Done(ctx, e); err != nil {
 		d.log.Warn().Err(err).Str("id", e.ID).Msg("webhook backlog: done failed; the event will be sent again")
 	}
+	select {
+	case d.progress <- struct{}{}:
+	default: // Close's flush has a signal pending already
+	}
 }
 
 // post sends e once, signed now, and returns the answer's status.

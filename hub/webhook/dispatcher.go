@@ -49,6 +49,11 @@ type Config struct {
 	// QueueSize bounds the events Enqueue holds until they are added to
 	// the Backlog. Default 1024.
 	QueueSize int
+	// FlushTimeout bounds how long Close keeps delivering the entries of a
+	// volatile Backlog (see VolatileBacklog), which are lost once the
+	// process stops; Close's ctx bounds it too. Default 5s; a negative
+	// value stops at once.
+	FlushTimeout time.Duration
 	// HoldInterval is how often the entries being delivered are held (see
 	// Backlog.Hold): well below a shared Backlog's claim time. Default 10s.
 	HoldInterval time.Duration
@@ -71,6 +76,9 @@ func (c Config) withDefaults() Config {
 	def(&c.Backoff, time.Second)
 	def(&c.MaxBackoff, 5*time.Minute)
 	def(&c.HoldInterval, 10*time.Second)
+	if c.FlushTimeout == 0 {
+		c.FlushTimeout = 5 * time.Second
+	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 10
 	}
@@ -112,10 +120,11 @@ func (c Config) Validate() error {
 // goroutine of its own, up to Config.Concurrency at once. Its methods are
 // safe for concurrent use; Start and Close are called once each.
 type Dispatcher struct {
-	cfg     Config
-	backlog Backlog
-	log     zerolog.Logger
-	events  map[string]bool // nil: all
+	cfg      Config
+	backlog  Backlog
+	volatile bool // the backlog's entries die with the process: Close flushes them
+	log      zerolog.Logger
+	events   map[string]bool // nil: all
 
 	queue    chan queued
 	closed   atomic.Bool
@@ -127,6 +136,7 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool // refs being delivered
+	progress chan struct{}   // signalled when an entry is done, for Close's flush
 
 	stats                    counters
 	dropLog, failLog, errLog rateLog // each line at most once per rateLogEvery
@@ -148,11 +158,13 @@ func New(cfg Config, backlog Backlog) (*Dispatcher, error) {
 	d := &Dispatcher{
 		cfg:      cfg,
 		backlog:  backlog,
+		volatile: volatile(backlog),
 		log:      cfg.Logger.With().Str("component", "webhook").Logger(),
 		queue:    make(chan queued, cfg.QueueSize),
 		stop:     make(chan struct{}),
 		written:  make(chan struct{}),
 		inflight: make(map[string]bool),
+		progress: make(chan struct{}, 1),
 	}
 	if len(cfg.Events) > 0 {
 		d.events = make(map[string]bool)
@@ -219,29 +231,6 @@ func (d *Dispatcher) Start(ctx context.Context) {
 	go func() { defer d.wg.Done(); d.hold(ctx) }()
 }
 
-// Close stops taking events, adds those queued to the Backlog, stops the
-// deliveries in flight (a shared Backlog hands their entries to another
-// node after its claim time; a MemoryBacklog's are lost) and waits for
-// every goroutine. When ctx ends first, it stops at once: the events still
-// queued are dropped.
-func (d *Dispatcher) Close(ctx context.Context) error {
-	if d.closed.Swap(true) || d.cancel == nil {
-		return nil // closed already, or never started
-	}
-	d.stopRead()
-	close(d.stop)
-	var err error
-	select {
-	case <-d.written:
-	case <-ctx.Done():
-		err = fmt.Errorf("close webhook dispatcher: %w", ctx.Err())
-	}
-	d.cancel()
-	<-d.written
-	d.wg.Wait()
-	return err
-}
-
 // Stats are a Dispatcher's counters, since New.
 type Stats struct {
 	// Delivered events were answered 2xx.
@@ -249,8 +238,9 @@ type Stats struct {
 	// Failed events were given up: answered 4xx (but 408 and 429), or out
 	// of attempts or age.
 	Failed uint64
-	// Dropped events never made it into the Backlog: the queue or the
-	// Backlog was full, or the Backlog unreachable.
+	// Dropped events never made it into the Backlog (the queue or the
+	// Backlog was full, or the Backlog unreachable), or were still in a
+	// volatile Backlog when Close's flush ended.
 	Dropped uint64
 	// Retried counts the attempts that failed and were retried.
 	Retried uint64

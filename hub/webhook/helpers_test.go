@@ -132,11 +132,14 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 // testConfig is a Config for url with fast retries. Its POST timeout is
 // long enough for a loaded machine: an answer that arrives after it makes
 // the event sent again (at least once), which tests that count 2xx answers
-// per event must not see.
+// per event must not see. Its flush is short: a test whose receiver hangs
+// does not wait the default 5s for Close; the tests of the flush set their
+// own.
 func testConfig(url string) webhook.Config {
 	return webhook.Config{
 		URL: url, Secret: secret, Node: "node-1",
 		Timeout: 5 * time.Second, Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		FlushTimeout: 500 * time.Millisecond,
 	}
 }
 

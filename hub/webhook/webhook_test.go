@@ -191,27 +191,6 @@ func TestEventsFilter(t *testing.T) {
 	}
 }
 
-// TestCloseStopsHungDelivery: Close does not wait for a receiver that
-// does not answer.
-func TestCloseStopsHungDelivery(t *testing.T) {
-	t.Parallel()
-	r := newReceiver(t, func(_, _ string, _ int) int { return hang })
-	cfg := testConfig(r.url("/"))
-	cfg.Timeout = time.Hour
-	d, err := webhook.New(cfg, webhook.NewMemoryBacklog(0, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Start(context.Background())
-	d.Enqueue(message(1))
-	waitFor(t, 10*time.Second, "request", func() bool { return r.requested() == 1 })
-	closeDispatcher(t, d)
-	d.Enqueue(message(2)) // after Close: dropped, no panic
-	if st := d.Stats(); st.Dropped != 1 {
-		t.Errorf("dropped = %d, want 1", st.Dropped)
-	}
-}
-
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	for _, c := range []webhook.Config{
