@@ -104,12 +104,13 @@ func (b *Broker) Remove(ctx context.Context, room, user string) (last bool, err 
 	if len(p.held[room]) == 0 {
 		delete(p.held, room)
 	}
+	if entry == "" {
+		p.mu.Unlock()
+		return false, nil // never added: nothing to remove
+	}
 	change := p.unlistLocked(room)
 	boot := p.bootLocked(b.bootSlot(room))
 	p.mu.Unlock()
-	if entry == "" {
-		return false, nil // never added: nothing to remove
-	}
 	cmd, _ := b.presenceListing(ctx, room, change, "remove", boot, entry, "0")
 	res, err := b.presenceResult(room, cmd)
 	if err != nil {
@@ -200,16 +201,17 @@ func (b *Broker) presenceResult(room string, cmd *redis.Cmd) (any, error) {
 	return reply[0], nil
 }
 
-// ReportDepartures implements hub.DepartureReporter: f is called with the
-// users that left a room with no Remove of a hub's telling it: those whose
-// entries expired (their node crashed), found by whichever of this node's
-// presence calls reaped them (sweep.go finds them in rooms no live node
-// touches), and those whose failed Remove was retried and took their last
-// entry. A script is atomic, so each such departure is reported by one
-// node, once (unless the reply of the call that reaped it is lost: a
-// Redis call that timed out). f is called on the goroutine of the call
-// that found them (a hub's, or the maintenance loop) and must not block.
-// Calling it again replaces f; nil stops the reports.
+// ReportDepartures implements hub.DepartureReporter. f is called with the
+// users that left a room on every node without a Remove that told a hub
+// so: those whose entries expired (their node crashed), reported by the
+// node whose presence call reaped them (a refresh, a join, a member list,
+// or a sweep of the rooms of a gone node: sweep.go), and those whose failed
+// Remove this node retried and found it took their last entry. A script is
+// atomic, so each departure is reported by one node, once, unless the
+// reply of the call that found it is lost (a Redis call that timed out).
+// f is called on the goroutine of that call (a hub's, or the maintenance
+// loop's) and must not block. Calling ReportDepartures again replaces f;
+// nil stops the reports.
 func (b *Broker) ReportDepartures(f func(room string, users []string)) {
 	if f == nil {
 		b.departures.Store(nil)

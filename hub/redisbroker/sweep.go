@@ -36,8 +36,8 @@ import (
 //     maintenance loop's lag. So the users of a node that crashed leave a
 //     room nobody else is in between 7/6 and 3/2 PresenceTTL after the
 //     crash (plus one retryInterval); a room with members on live nodes
-//     as soon as their entries expire and a live node refreshes it, within
-//     4/3 PresenceTTL.
+//     as soon as their entries expire and a live node refreshes it,
+//     between 2/3 and 4/3 PresenceTTL after the crash.
 //   - A node starts with the id of an earlier life whose set is still
 //     there (restarted under the same --node-id, or it claimed an expired
 //     id): it moves that set to prevRoomsKey and sweeps it PresenceTTL plus
