@@ -196,7 +196,8 @@ type Broker interface {
 // order of its presence changes: a client that applies joined.members (and
 // the further pages of Members) and then the events ends with the same set
 // as Members. An entry that expires (its node crashed) is announced as
-// member_left exactly once, by whichever node notices it. A change is
+// member_left exactly once, by whichever node notices it, and reported to
+// that node's hub when the Presence is a DepartureReporter. A change is
 // announced only while protocol.Announced says so: in rooms of more than
 // protocol.MemberEventsMax members nobody is told of each join, so that a
 // storm of N joins costs O(N) frames, not O(N²).
@@ -211,12 +212,29 @@ type Presence interface {
 	// the room on no node; then it announces member_left. When it fails
 	// (the backing store is unreachable) the removal is retried until it
 	// succeeds or the user is added again, so the announcement is late,
-	// never lost.
+	// never lost (a DepartureReporter reports the retry that took the
+	// user's last entry).
 	Remove(ctx context.Context, room, user string) (last bool, err error)
 	// Members returns a page of the users in room on any node: up to limit
 	// (at least 1) of them, sorted, after the user after ("" for the first
 	// page), read together with the room's member count.
 	Members(ctx context.Context, room, after string, limit int) (MemberPage, error)
+}
+
+// DepartureReporter is an optional capability of a Presence shared by
+// several nodes, which the hub finds by type assertion. Some users leave a
+// room without a Remove that reports last = true to a hub: the users of a
+// node that crashed, whose entries expired (their last session never left),
+// and users whose Remove failed and was retried later. The Presence reports
+// each of these departures once, on the one node whose call found it (the
+// node that reaped the expired entries, the node that retried the removal),
+// by calling f with the room and the users that left it on every node.
+//
+// New calls ReportDepartures once, before Start; f emits member.left for
+// each user, as Remove's last = true does. f does not block and may be
+// called from any goroutine, the Presence's own included.
+type DepartureReporter interface {
+	ReportDepartures(f func(room string, users []string))
 }
 
 // MemberPage is a page of a room's members.

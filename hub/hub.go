@@ -80,7 +80,9 @@ type userEntry struct {
 
 // New returns a Hub routing through broker and presence. Call Start before
 // connecting sessions. When broker also implements Reads, the hub keeps
-// read positions and answers joins with unread counts.
+// read positions and answers joins with unread counts; when presence also
+// implements DepartureReporter, the hub emits member.left for the
+// departures it reports.
 func New(broker Broker, presence Presence, cfg Config) *Hub {
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 5 * time.Second
@@ -102,6 +104,9 @@ func New(broker Broker, presence Presence, cfg Config) *Hub {
 		drained:  make(chan struct{}),
 	}
 	h.reads = newReadRelay(h, broker)
+	if d, ok := presence.(DepartureReporter); ok {
+		d.ReportDepartures(h.departed)
+	}
 	return h
 }
 

@@ -35,7 +35,9 @@ var (
 	WebhookMessageDeleted = registerWebhookType("message.deleted")
 	// WebhookMemberJoined and WebhookMemberLeft are a user becoming present
 	// in a room on some node, or absent from it on every node: Data is a
-	// WebhookMember.
+	// WebhookMember. A departure no session's leave caused (a crashed
+	// node's users) is emitted by the node that finds it: see
+	// DepartureReporter.
 	WebhookMemberJoined = registerWebhookType("member.joined")
 	WebhookMemberLeft   = registerWebhookType("member.left")
 	// WebhookUserConnected and WebhookUserDisconnected are a session
@@ -106,6 +108,14 @@ type WebhookMember struct {
 type WebhookUser struct {
 	User    string `json:"user"`
 	Session string `json:"session"`
+}
+
+// departed emits member.left for users who left room on every node
+// without a Remove of this hub's telling it (see DepartureReporter).
+func (h *Hub) departed(room string, users []string) {
+	for _, user := range users {
+		h.Emit(WebhookMemberLeft, WebhookMember{Room: room, User: user})
+	}
 }
 
 // Emit reports an event of type typ with data through Config.OnWebhookEvent,

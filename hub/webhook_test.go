@@ -122,6 +122,37 @@ func TestDrainEmitsBeforeReturning(t *testing.T) {
 	}
 }
 
+// departingPresence is the memory presence with the DepartureReporter
+// capability of a shared one: report calls the function the hub set.
+type departingPresence struct {
+	hub.Presence
+	report func(room string, users []string)
+}
+
+func (p *departingPresence) ReportDepartures(f func(room string, users []string)) { p.report = f }
+
+// TestWebhookDepartures: departures a DepartureReporter reports (a crashed
+// node's users, found by this node) are emitted as member.left, one per
+// user.
+func TestWebhookDepartures(t *testing.T) {
+	t.Parallel()
+	var log eventLog
+	b := memorybroker.New(memorybroker.Config{})
+	p := &departingPresence{Presence: memorybroker.NewPresence(b)}
+	newHubWith(t, b, p, hub.Config{OnWebhookEvent: log.record})
+	if p.report == nil {
+		t.Fatal("hub.New did not call ReportDepartures")
+	}
+	p.report("lobby", []string{"ann", "bob"})
+	want := []string{
+		`member.left {"room":"lobby","user":"ann"}`,
+		`member.left {"room":"lobby","user":"bob"}`,
+	}
+	if got := log.take(); !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+}
+
 // TestWebhookTypes: the registry lists every type once, message.sent first.
 func TestWebhookTypes(t *testing.T) {
 	t.Parallel()

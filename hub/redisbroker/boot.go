@@ -191,6 +191,7 @@ func (b *Broker) checkSlots(ctx context.Context, slots []int) []int {
 func (b *Broker) reregister(ctx context.Context, boots map[int]string) error {
 	var keys [][]string
 	var args [][]any
+	var rooms []string
 	p := &b.pres
 	p.mu.Lock()
 	for room, users := range p.held {
@@ -201,14 +202,18 @@ func (b *Broker) reregister(ctx context.Context, boots map[int]string) error {
 		for _, entry := range users {
 			keys = append(keys, b.presenceKeys(room))
 			args = append(args, b.presenceArgs(room, "add", boot, entry))
+			rooms = append(rooms, room)
 		}
 	}
 	p.mu.Unlock()
 	for i := 0; i < len(keys); i += refreshBatch {
 		end := min(i+refreshBatch, len(keys))
 		ctx, cancel := b.opContext(ctx)
-		_, err := runPipelined(ctx, b.client, presenceScript, keys[i:end], args[i:end])
+		cmds, err := runPipelined(ctx, b.client, presenceScript, keys[i:end], args[i:end])
 		cancel()
+		for j, cmd := range cmds {
+			b.presenceResult(rooms[i+j], cmd) // reports what it reaped
+		}
 		if err != nil {
 			return err
 		}

@@ -41,6 +41,9 @@ type Broker struct {
 	shards []*shard   // deliver the rooms and users, by hash of the name
 
 	pres presenceState // this node's presence entries
+	// departures is the function ReportDepartures set, or nil.
+	departures atomic.Pointer[func(room string, users []string)]
+	sweeps     sweepState // the room sets of gone nodes to sweep: sweep.go
 
 	wg        sync.WaitGroup // the receive, shard and maintenance loops, the repair workers
 	stopped   chan struct{}  // closed when the receive loop has ended
@@ -104,6 +107,7 @@ func (b *Broker) NodeID() string { return b.cfg.NodeID }
 func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
 	b.heartbeat(ctx)
 	b.checkBoot(ctx)
+	b.adoptPrevious(ctx)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.cancel != nil || b.closed {
@@ -157,8 +161,11 @@ func (b *Broker) Ready(ctx context.Context) error {
 }
 
 // Close implements hub.Broker. It stops delivery and waits for the broker's
-// goroutines (or for ctx), removes this node's presence entries and registry
-// entries (best effort: they expire anyway) and closes the connections.
+// goroutines (or for ctx), removes this node's presence entries and then
+// its registry entry and room set (best effort: they expire anyway; when a
+// presence entry could not be removed, the registry entry is left to
+// expire, so that a live node sweeps the node's rooms: sweep.go) and closes
+// the connections. Sweeps of gone nodes' rooms not done yet are dropped.
 // Calling it again returns the first call's result.
 func (b *Broker) Close(ctx context.Context) error {
 	b.closeOnce.Do(func() { b.closeErr = b.close(ctx) })
@@ -185,8 +192,9 @@ func (b *Broker) close(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("close: %w", ctx.Err())
 	}
-	b.unregister(ctx)
-	b.deregister(ctx)
+	if b.unregister(ctx) {
+		b.deregister(ctx)
+	}
 	if cerr := b.client.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close: %w", cerr)
 	}

@@ -40,7 +40,9 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	// PresenceTTL is how long the presence entries and registry entry of a
 	// node that stopped refreshing them (a crashed node) live. The broker
-	// refreshes its own every PresenceTTL/3. Default 30s.
+	// refreshes its own every PresenceTTL/3. A crashed node's users are
+	// reported departed (ReportDepartures) within about 3/2 PresenceTTL (see
+	// sweep.go). Default 30s.
 	PresenceTTL time.Duration
 	// OpTimeout bounds every Redis call. Default 3s.
 	OpTimeout time.Duration

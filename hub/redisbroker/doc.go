@@ -5,8 +5,11 @@
 // It owns, in Redis under Config.KeyPrefix: each room's history (a Stream
 // whose entry ids are the seqs) and position (a hash holding seq and epoch),
 // idempotency keys, presence (a sorted set per room of user and node, scored
-// by expiry), each user's read positions (a hash per user: see read.go) and
-// the node registry. Publishing is one Lua script, so that
+// by expiry), each user's read positions (a hash per user: see read.go), the
+// node registry and each node's set of the rooms it has presence in (to
+// sweep when the node is gone: see sweep.go). The users of a crashed node
+// leave its rooms once, reported by the node that finds them (see
+// Broker.ReportDepartures). Publishing is one Lua script, so that
 // assigning the seq, appending to history and publishing to the room's
 // channel happen atomically.
 //

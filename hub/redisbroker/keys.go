@@ -12,8 +12,10 @@ import (
 // sb:m:ROOM (meta), sb:h:ROOM (history), sb:p:ROOM, sb:pc:ROOM, sb:pu:ROOM
 // (presence), sb:mod:ROOM (moderation), sb:ip:KEY and sb:iu:KEY
 // (idempotency), sb:rd:USER (the user's read positions), sb:boot, sb:nodes,
-// sb:node:ID, the webhook backlog sb:webhooks and sb:webhooks:bytes (see
-// webhook.go), and the channels sb:r:ROOM and sb:u:USER.
+// sb:node:ID, the rooms a node holds presence in sb:nr:ID and those of its
+// previous life sb:nrp:ID (see sweep.go), the webhook backlog sb:webhooks
+// and sb:webhooks:bytes (see webhook.go), and the channels sb:r:ROOM and
+// sb:u:USER.
 //
 // On a Redis Cluster a Lua script may only touch keys of one slot, and
 // SPUBLISH in a script only channels of that slot, so names carry a hash
@@ -22,7 +24,8 @@ import (
 // sb:{r:ROOM}:h, its presence keys, sb:{r:ROOM}:mod, the idempotency keys of its publishes
 // sb:{r:ROOM}:ip:KEY and its channel sb:{r:ROOM}), everything of a user
 // {u:USER} (sb:{u:USER}:iu:KEY, sb:{u:USER}:rd, channel sb:{u:USER}), the
-// registry {nodes}, the webhook backlog {webhooks}.
+// registry {nodes}, a node's room sets {n:ID} (sb:{n:ID}:nr, sb:{n:ID}:nrp),
+// the webhook backlog {webhooks}.
 // Presence's boot key is one per slot, sb:{TAG}:boot with a TAG chosen to
 // hash to that slot (see slotTags), so that a room's presence script checks
 // the boot key of its own slot. A tag always starts with "r:" or "u:" and
@@ -129,6 +132,21 @@ func (b *Broker) nodeKey(id string) string {
 		return b.cfg.KeyPrefix + "{nodes}:node:" + id
 	}
 	return b.cfg.KeyPrefix + "node:" + id
+}
+
+// nodeRoomsKey names the set of the rooms node holds presence entries in,
+// and prevRoomsKey that of the rooms of its previous life (see sweep.go):
+// one slot on a cluster, apart from the registry's, as no script touches
+// them with it.
+func (b *Broker) nodeRoomsKey(node string) string { return b.nodeSetKey(node, "nr") }
+
+func (b *Broker) prevRoomsKey(node string) string { return b.nodeSetKey(node, "nrp") }
+
+func (b *Broker) nodeSetKey(node, kind string) string {
+	if b.cfg.Cluster {
+		return b.cfg.KeyPrefix + "{n:" + node + "}:" + kind
+	}
+	return b.cfg.KeyPrefix + kind + ":" + node
 }
 
 // bootSlot returns the slot whose boot key guards the room's presence: its

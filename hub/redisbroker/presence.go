@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,9 @@ type presenceState struct {
 	// member_left announced) once Redis answers.
 	removals map[string]map[string]bool
 	gen      uint64 // the last entry generation handed out
+	// listed is the rooms this node put in its room set in Redis (see
+	// sweep.go), so that Add adds a room to it once.
+	listed map[string]bool
 	// slots is the state of the boot keys by slot (see bootSlot): one,
 	// slot 0, on one Redis.
 	slots map[int]*bootState
@@ -50,7 +54,9 @@ type presenceState struct {
 
 // Add implements hub.Presence: it records user in room for this node, to be
 // refreshed every PresenceTTL/3 until Remove or Close, and announces
-// member_joined when the user is new to the room.
+// member_joined when the user is new to the room. The node's first entry
+// in a room also lists the room in the node's room set (sweep.go), in the
+// same round trip.
 func (b *Broker) Add(ctx context.Context, room, user string) (first bool, err error) {
 	boot, err := b.usableBoot(ctx, room)
 	if err != nil {
@@ -60,8 +66,13 @@ func (b *Broker) Add(ctx context.Context, room, user string) (first bool, err er
 	p.mu.Lock()
 	p.gen++
 	entry := user + memberSep + b.cfg.NodeID + memberSep + strconv.FormatUint(p.gen, 36)
+	change := listNone
+	if !p.listed[room] {
+		change = listBefore
+	}
 	p.mu.Unlock()
-	n, err := b.presence(ctx, room, "add", boot, entry).Int64()
+	cmd, listErr := b.presenceListing(ctx, room, change, "add", boot, entry)
+	res, err := b.presenceResult(room, cmd)
 	if err != nil {
 		return false, b.presenceErr("presence add", room, err)
 	}
@@ -73,12 +84,18 @@ func (b *Broker) Add(ctx context.Context, room, user string) (first bool, err er
 		p.held[room] = make(map[string]string)
 	}
 	p.held[room][user] = entry
+	if change == listBefore && listErr == nil {
+		p.markListedLocked(room)
+	}
 	p.mu.Unlock()
-	return n == 1, nil
+	return res == int64(1), nil
 }
 
 // Remove implements hub.Presence. A removal that fails is retried by the
-// maintenance loop until Redis answers, so member_left is late, not lost.
+// maintenance loop until Redis answers, so member_left is late, not lost;
+// the retry reports the user through the ReportDepartures function when it
+// took the last entry, as the hub was told of an error. The node's last
+// entry in a room also takes the room out of the node's room set.
 func (b *Broker) Remove(ctx context.Context, room, user string) (last bool, err error) {
 	p := &b.pres
 	p.mu.Lock()
@@ -87,19 +104,22 @@ func (b *Broker) Remove(ctx context.Context, room, user string) (last bool, err 
 	if len(p.held[room]) == 0 {
 		delete(p.held, room)
 	}
-	boot := p.bootLocked(b.bootSlot(room))
-	p.mu.Unlock()
 	if entry == "" {
+		p.mu.Unlock()
 		return false, nil // never added: nothing to remove
 	}
-	n, err := b.presence(ctx, room, "remove", boot, entry, "0").Int64()
+	change := p.unlistLocked(room)
+	boot := p.bootLocked(b.bootSlot(room))
+	p.mu.Unlock()
+	cmd, _ := b.presenceListing(ctx, room, change, "remove", boot, entry, "0")
+	res, err := b.presenceResult(room, cmd)
 	if err != nil {
 		p.mu.Lock()
 		p.queueRemovalLocked(room, entry)
 		p.mu.Unlock()
 		return false, b.presenceErr("presence remove", room, err)
 	}
-	return n == 1, nil
+	return res == int64(1), nil
 }
 
 // Members implements hub.Presence: a page of the users with a live entry
@@ -109,9 +129,13 @@ func (b *Broker) Members(ctx context.Context, room, after string, limit int) (hu
 	if err != nil {
 		return hub.MemberPage{}, fmt.Errorf("presence members: %w", err)
 	}
-	reply, err := b.presence(ctx, room, "members", boot, after, strconv.Itoa(max(limit, 1))).Slice()
+	res, err := b.presenceResult(room, b.presence(ctx, room, "members", boot, after, strconv.Itoa(max(limit, 1))))
 	if err != nil {
 		return hub.MemberPage{}, b.presenceErr("presence members", room, err)
+	}
+	reply, ok := res.([]any)
+	if !ok {
+		return hub.MemberPage{}, fmt.Errorf("presence members: reply is a %T", res)
 	}
 	page, err := memberPage(reply)
 	if err != nil {
@@ -149,6 +173,63 @@ func (b *Broker) presence(ctx context.Context, room, op, boot string, args ...st
 	return presenceScript.Run(ctx, b.client, b.presenceKeys(room), b.presenceArgs(room, op, boot, args...)...)
 }
 
+// presenceResult returns the op's result from a presence.lua reply,
+// {result, left}, after reporting the users in left: those its reap of
+// expired entries left absent from room (see ReportDepartures). Every
+// caller of presence.lua reads its reply through it, so that each reaped
+// user is reported once, by the node whose script reaped it.
+func (b *Broker) presenceResult(room string, cmd *redis.Cmd) (any, error) {
+	v, err := cmd.Result()
+	if err != nil {
+		return nil, err
+	}
+	reply, ok := v.([]any)
+	if !ok || len(reply) != 2 {
+		return nil, fmt.Errorf("presence reply %v: want {result, left}", v)
+	}
+	list, ok := reply[1].([]any)
+	if !ok {
+		return nil, fmt.Errorf("presence reply: left is a %T", reply[1])
+	}
+	left := make([]string, 0, len(list))
+	for _, u := range list {
+		if user, ok := u.(string); ok {
+			left = append(left, user)
+		}
+	}
+	b.departed(room, left)
+	return reply[0], nil
+}
+
+// ReportDepartures implements hub.DepartureReporter. f is called with the
+// users that left a room on every node without a Remove that told a hub
+// so: those whose entries expired (their node crashed), reported by the
+// node whose presence call reaped them (a refresh, a join, a member list,
+// or a sweep of the rooms of a gone node: sweep.go), and those whose failed
+// Remove this node retried and found it took their last entry. A script is
+// atomic, so each departure is reported by one node, once, unless the
+// reply of the call that found it is lost (a Redis call that timed out).
+// f is called on the goroutine of that call (a hub's, or the maintenance
+// loop's) and must not block. Calling ReportDepartures again replaces f;
+// nil stops the reports.
+func (b *Broker) ReportDepartures(f func(room string, users []string)) {
+	if f == nil {
+		b.departures.Store(nil)
+		return
+	}
+	b.departures.Store(&f)
+}
+
+// departed reports users that left room (see ReportDepartures).
+func (b *Broker) departed(room string, users []string) {
+	if len(users) == 0 {
+		return
+	}
+	if f := b.departures.Load(); f != nil {
+		(*f)(room, users)
+	}
+}
+
 func (b *Broker) presenceKeys(room string) []string {
 	return []string{b.presenceKey(room), b.presenceCountKey(room), b.bootKey(b.bootSlot(room)), b.presenceUsersKey(room)}
 }
@@ -168,7 +249,8 @@ func (b *Broker) presenceArgs(room, op, boot string, args ...string) []any {
 // maintain is the maintenance loop: every PresenceTTL/3 it refreshes the
 // node's registry entry and presence entries (reaping expired ones), and
 // every retryInterval it checks that Redis still has the node's presence,
-// retries failed removals and retries failed subscriptions.
+// retries failed removals and failed subscriptions, and sweeps the rooms of
+// gone nodes that are due (sweep.go).
 func (b *Broker) maintain(ctx context.Context) {
 	refresh := time.NewTicker(b.cfg.PresenceTTL / 3)
 	defer refresh.Stop()
@@ -185,12 +267,15 @@ func (b *Broker) maintain(ctx context.Context) {
 			b.checkBoot(ctx)
 			b.retryRemovals(ctx)
 			b.retryPending(ctx)
+			b.adoptPrevious(ctx)
+			b.sweepDue(ctx)
 		}
 	}
 }
 
 // retryRemovals runs the removals that failed again, announcing member_left
-// for each user the room has no live entry of.
+// for each user the room has no live entry of, and reporting it (see
+// ReportDepartures): the hub, told of the error, did not.
 func (b *Broker) retryRemovals(ctx context.Context) {
 	p := &b.pres
 	var keys [][]string
@@ -215,14 +300,28 @@ func (b *Broker) retryRemovals(ctx context.Context) {
 	}
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
-	cmds, err := runPipelined(ctx, b.client, presenceScript, keys, args)
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	cmds, _ := runPipelined(ctx, b.client, presenceScript, keys, args)
+	var done []string
 	for i := range keys {
-		if err != nil || cmds[i].Err() != nil {
+		res, err := b.presenceResult(rooms[i], cmds[i])
+		if err != nil {
+			p.mu.Lock()
 			p.queueRemovalLocked(rooms[i], entries[i])
+			p.mu.Unlock()
+			continue
 		}
+		if res == int64(1) {
+			b.departed(rooms[i], []string{userOf(entries[i])})
+		}
+		done = append(done, rooms[i])
 	}
+	b.unlistIdle(ctx, done)
+}
+
+// userOf returns the user of a presence entry.
+func userOf(entry string) string {
+	user, _, _ := strings.Cut(entry, memberSep)
+	return user
 }
 
 // queueRemovalLocked records the removal of entry from room for retry.
@@ -238,8 +337,10 @@ func (p *presenceState) queueRemovalLocked(room, entry string) {
 }
 
 // refreshPresence extends the expiry of this node's presence entries,
-// reaping the room's expired ones. An entry found gone (the node could not
-// refresh it in time, and another node reaped it) is added again.
+// reaping the room's expired ones, and lists the node's rooms, those of the
+// removals to retry too, in its room set again (sweep.go). An entry found
+// gone (the node could not refresh it in time, and another node reaped it)
+// is added again.
 func (b *Broker) refreshPresence(ctx context.Context) {
 	p := &b.pres
 	p.mu.Lock()
@@ -247,7 +348,14 @@ func (b *Broker) refreshPresence(ctx context.Context) {
 	for room := range p.held {
 		rooms = append(rooms, room)
 	}
+	listed := slices.Clone(rooms)
+	for room := range p.removals {
+		if p.held[room] == nil {
+			listed = append(listed, room)
+		}
+	}
 	p.mu.Unlock()
+	b.listRooms(ctx, listed)
 	for batch := range slices.Chunk(rooms, refreshBatch) {
 		b.refreshRooms(ctx, batch)
 	}
@@ -272,16 +380,18 @@ func (b *Broker) refreshRooms(ctx context.Context, rooms []string) {
 	cmds, err := runPipelined(ctx, b.client, presenceScript, keys, args)
 	if err != nil && !redis.HasErrorPrefix(err, "LOST") {
 		b.log.Warn().Err(err).Msg("presence refresh failed")
-		return
 	}
 	for i, cmd := range cmds {
-		if err := cmd.Err(); err != nil {
+		res, err := b.presenceResult(rooms[i], cmd)
+		if err != nil {
 			b.presenceErr("presence refresh", rooms[i], err)
 			continue
 		}
-		gone, _ := cmd.StringSlice()
+		gone, _ := res.([]any)
 		for _, entry := range gone {
-			b.readd(ctx, rooms[i], entry)
+			if entry, ok := entry.(string); ok {
+				b.readd(ctx, rooms[i], entry)
+			}
 		}
 	}
 }
@@ -307,34 +417,49 @@ func (b *Broker) readd(ctx context.Context, room, entry string) {
 }
 
 // unregister removes, best effort, this node's presence entries (announcing
-// member_left where due, with the removals still to retry).
-func (b *Broker) unregister(ctx context.Context) {
+// member_left where due, with the removals still to retry), reports the
+// users it took the last entry of (the hub did not remove them: see
+// ReportDepartures), and reports whether every removal was made.
+func (b *Broker) unregister(ctx context.Context) bool {
 	ctx, cancel := b.opContext(context.WithoutCancel(ctx))
 	defer cancel()
 	p := &b.pres
 	p.mu.Lock()
 	held, removals := p.held, p.removals
-	p.held, p.removals = nil, nil
+	p.held, p.removals, p.listed = nil, nil, nil
 	var keys [][]string
 	var args [][]any
+	var rooms, entries []string
+	queue := func(room, boot, entry string) {
+		keys = append(keys, b.presenceKeys(room))
+		args = append(args, b.presenceArgs(room, "remove", boot, entry, "1"))
+		rooms, entries = append(rooms, room), append(entries, entry)
+	}
 	for room, users := range held {
 		boot := p.bootLocked(b.bootSlot(room))
 		for _, entry := range users {
-			keys = append(keys, b.presenceKeys(room))
-			args = append(args, b.presenceArgs(room, "remove", boot, entry, "1"))
+			queue(room, boot, entry)
 		}
 	}
 	for room, set := range removals {
 		boot := p.bootLocked(b.bootSlot(room))
 		for entry := range set {
-			keys = append(keys, b.presenceKeys(room))
-			args = append(args, b.presenceArgs(room, "remove", boot, entry, "1"))
+			queue(room, boot, entry)
 		}
 	}
 	p.mu.Unlock()
-	if len(keys) > 0 {
-		if _, err := runPipelined(ctx, b.client, presenceScript, keys, args); err != nil {
-			b.log.Warn().Err(err).Msg("close: removing presence entries failed; they expire")
+	if len(keys) == 0 {
+		return true
+	}
+	cmds, err := runPipelined(ctx, b.client, presenceScript, keys, args)
+	for i, cmd := range cmds {
+		if res, rerr := b.presenceResult(rooms[i], cmd); rerr == nil && res == int64(1) {
+			b.departed(rooms[i], []string{userOf(entries[i])})
 		}
 	}
+	if err != nil {
+		b.log.Warn().Err(err).Msg("close: removing presence entries failed; they expire")
+		return false
+	}
+	return true
 }

@@ -90,6 +90,11 @@ func TestClusterKeyLayout(t *testing.T) {
 	if a, bb := slot(b.registryKey()), slot(b.nodeKey("n1")); a != bb {
 		t.Errorf("registry in slot %d, node info in %d", a, bb)
 	}
+	for _, id := range []string{"n1", "a}b", "{x}"} { // adoptScript takes both sets
+		if a, bb := slot(b.nodeRoomsKey(id)), slot(b.prevRoomsKey(id)); a != bb {
+			t.Errorf("node %q: room set in slot %d, previous life's in %d", id, a, bb)
+		}
+	}
 	for _, s := range []int{0, 1, 5000, 16383} {
 		if got := slot(b.bootKey(s)); got != s {
 			t.Errorf("bootKey(%d) is in slot %d", s, got)

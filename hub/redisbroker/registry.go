@@ -11,10 +11,13 @@ import (
 // The node registry: a sorted set of the live nodes' ids, scored by when
 // their entry expires, and per node a key holding what Config.NodeInfo
 // returns. The maintenance loop renews both every PresenceTTL/3; a node
-// that stops (a crash) drops out PresenceTTL later, and Close removes it at
-// once. Reading the registry costs O(nodes): no SCAN of the keyspace.
+// that stops (a crash) drops out PresenceTTL later, taken out by the next
+// heartbeat of a live node, which then sweeps its rooms (sweep.go), and
+// Close removes it at once. Reading the registry costs O(nodes): no SCAN of
+// the keyspace.
 
-// heartbeat renews the node's registry entry.
+// heartbeat renews the node's registry entry, and sweeps the rooms of the
+// nodes whose entries it took out.
 func (b *Broker) heartbeat(ctx context.Context) {
 	ctx, cancel := b.opContext(ctx)
 	defer cancel()
@@ -22,12 +25,14 @@ func (b *Broker) heartbeat(ctx context.Context) {
 	if b.cfg.NodeInfo != nil {
 		info = b.cfg.NodeInfo()
 	}
-	err := registryScript.Run(ctx, b.client, []string{b.registryKey()},
+	gone, err := registryScript.Run(ctx, b.client, []string{b.registryKey()},
 		"beat", b.cfg.NodeID, ms(b.cfg.PresenceTTL), b.nodeKey(b.cfg.NodeID), info,
-	).Err()
+	).Slice()
 	if err != nil {
 		b.log.Warn().Err(err).Msg("node heartbeat failed")
+		return
 	}
+	b.sweepGone(gone)
 }
 
 // ClaimNodeID registers id in the node registry of the Redis cfg names
@@ -61,14 +66,15 @@ func ClaimNodeID(ctx context.Context, cfg Config, id string) (bool, error) {
 	return n == 1, nil
 }
 
-// deregister removes the node from the registry (best effort: its entry
-// expires anyway).
+// deregister removes the node from the registry, and its room set (best
+// effort: they expire anyway).
 func (b *Broker) deregister(ctx context.Context) {
 	ctx, cancel := b.opContext(context.WithoutCancel(ctx))
 	defer cancel()
 	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRem(ctx, b.registryKey(), b.cfg.NodeID)
 		p.Del(ctx, b.nodeKey(b.cfg.NodeID))
+		p.Del(ctx, b.nodeRoomsKey(b.cfg.NodeID))
 		return nil
 	})
 	if err != nil {

@@ -46,6 +46,20 @@ var (
 	presenceLua    string
 	presenceScript = redis.NewScript(presenceLua)
 
+	// adoptScript moves the set KEYS[1] into KEYS[2] (their union), which
+	// then expires in ARGV[1] ms, and returns KEYS[2]'s size: the room set
+	// of a node id's earlier life, to sweep (sweep.go). The keys share a
+	// hash tag.
+	adoptScript = redis.NewScript(`if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('SUNIONSTORE', KEYS[2], KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[1])
+end
+local n = redis.call('SCARD', KEYS[2])
+if n > 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
+return n`)
+
 	// bootScript returns the boot key's value, setting it to ARGV[1] when
 	// missing: a value that changes tells a node Redis lost its data.
 	bootScript = redis.NewScript(`local v = redis.call('GET', KEYS[1])

@@ -9,34 +9,43 @@
 -- more than ARGV[6] members both before and after the change (large rooms
 -- are not told of each member; see protocol.Announced). Expired entries (a
 -- crashed node's) are reaped by the first script that runs for the room,
--- which announces them once.
+-- which announces them once, and returns the users they left absent, so
+-- that the node that ran it, and only that one, reports them (webhooks).
 --
 -- KEYS[1] the room's entries (sorted set)   KEYS[2] live entries per user (hash)
 -- KEYS[3] the boot key, whose value changes when Redis loses its data
 -- KEYS[4] the room's users (sorted set, scores 0)
--- ARGV[1] op: "add", "remove", "refresh" or "members"
+-- ARGV[1] op: "add", "remove", "refresh", "members" or "reap"
 -- ARGV[2] TTL, ms   ARGV[3] room name   ARGV[4] room channel
 -- ARGV[5] the boot id the caller registered under; "" skips the check
 -- ARGV[6] the most members a room may have for its changes to be announced
 -- ARGV[7] the publish command: PUBLISH, or SPUBLISH on a Redis Cluster
 -- ARGV[8...] entries (add, remove, refresh: user "|" node "|" generation);
 --         members: ARGV[8] the user to page after ("" from the first),
---         ARGV[9] the page size
+--         ARGV[9] the page size; reap: none
 -- ARGV[9] remove only: "1" announces member_left whenever the user has no
 --         live entry left (a retried removal), else only when this removal
---         took the last one
+--         took the last one; a user the reap just left absent is announced
+--         (and returned in left) once, by the reap
 --
--- add returns 1 when the user had no live entry before; remove returns 1
--- when the user has none left; refresh returns the entries that were gone
--- (it does not add them back); members returns the room's member count,
--- 1 when more users follow the page (else 0), then the page's users.
+-- Every op returns {result, left}: left lists the users the reap of
+-- expired entries left with no live entry (each once; the op may add one
+-- back). result: add 1 when the user had no live entry before; remove 1
+-- when the user has none left; refresh the entries that were gone (it
+-- does not add them back); members the room's member count, 1 when more
+-- users follow the page (else 0), then the page's users; reap 0.
 -- A boot id that does not match fails with LOST: the caller re-registers.
--- add, remove, refresh and members are O(log N) in the room's entries
--- (plus the expired ones reaped, the page, and, once, rebuilding the users
--- set when it does not match the hash: written by an older version).
+-- add, remove, refresh, members and reap are O(log N) in the room's
+-- entries (plus the expired ones reaped, the page, and, once, rebuilding
+-- the users set when it does not match the hash: written by an older
+-- version).
 redis.replicate_commands()
 local op, ttl, room, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local announce_max, publish = tonumber(ARGV[6]), ARGV[7]
+local ops = {add = true, remove = true, refresh = true, members = true, reap = true}
+if not ops[op] then
+  return redis.error_reply('presence: unknown op ' .. op)
+end
 if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[5] then
   return redis.error_reply('LOST presence lost: Redis restarted or was flushed')
 end
@@ -75,23 +84,32 @@ local function drop(user)
   return false
 end
 
--- reap removes the expired entries, announcing the users they leave absent.
+-- reap removes the expired entries, announcing the users they leave
+-- absent, and returns those users; reaped has them as keys.
+local reaped = {}
 local function reap()
+  local left = {}
   local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
   for _, entry in ipairs(expired) do
     redis.call('ZREM', KEYS[1], entry)
     local user = user_of(entry)
     if drop(user) then
       announce('member_left', user)
+      left[#left + 1] = user
+      reaped[user] = true
     end
   end
+  return left
 end
 
--- extend keeps the keys at least as long as their newest entry.
+-- extend keeps the keys 3 TTLs beyond their newest entry's refresh: an
+-- entry outlives its expiry there until a reap, the sweep of a gone node's
+-- rooms included, finds it and reports its user (see sweep.go).
 local function extend()
+  local keep = 3 * ttl
   for _, key in ipairs({KEYS[1], KEYS[2], KEYS[4]}) do
-    if redis.call('PTTL', key) < ttl then
-      redis.call('PEXPIRE', key, ttl)
+    if redis.call('PTTL', key) < keep then
+      redis.call('PEXPIRE', key, keep)
     end
   end
 end
@@ -107,7 +125,7 @@ local function members()
       redis.call('ZADD', KEYS[4], 0, user)
     end
     if count > 0 then
-      redis.call('PEXPIRE', KEYS[4], math.max(redis.call('PTTL', KEYS[2]), ttl))
+      redis.call('PEXPIRE', KEYS[4], math.max(redis.call('PTTL', KEYS[2]), 3 * ttl))
     end
   end
   local from, limit = '-', tonumber(ARGV[9])
@@ -127,10 +145,12 @@ local function members()
   return out
 end
 
-reap()
+local left = reap()
 local expiry = string.format('%d', now + ttl)
 if op == 'members' then
-  return members()
+  return {members(), left}
+elseif op == 'reap' then
+  return {0, left}
 elseif op == 'add' then
   local entry, user = ARGV[8], user_of(ARGV[8])
   local first = 0
@@ -142,7 +162,7 @@ elseif op == 'add' then
     end
   end
   extend()
-  return first
+  return {first, left}
 elseif op == 'remove' then
   local entry, user = ARGV[8], user_of(ARGV[8])
   local last = false
@@ -151,11 +171,11 @@ elseif op == 'remove' then
     if last then
       announce('member_left', user)
     end
-  elseif ARGV[9] == '1' and not redis.call('HGET', KEYS[2], user) then
+  elseif ARGV[9] == '1' and not reaped[user] and not redis.call('HGET', KEYS[2], user) then
     last = true
     announce('member_left', user)
   end
-  return last and 1 or 0
+  return {last and 1 or 0, left}
 elseif op == 'refresh' then
   local gone = {}
   for i = 8, #ARGV do
@@ -168,6 +188,5 @@ elseif op == 'refresh' then
   if #gone < #ARGV - 7 then
     extend()
   end
-  return gone
+  return {gone, left}
 end
-return redis.error_reply('presence: unknown op ' .. op)

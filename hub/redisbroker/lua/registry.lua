@@ -11,23 +11,38 @@
 -- The info keys are not in KEYS; on a Redis Cluster they share the
 -- registry's hash tag, so that they are on its slot.
 --
--- beat renews the node's entry and info; claim adds the node's entry
--- (without info: list shows it from its first beat) and returns 1, unless
--- a live node has that id: then it returns 0 and changes nothing; list
--- drops expired entries and returns {id, info, ...} for the live nodes
--- whose info is there.
+-- beat renews the node's entry and info, and takes out the entries of up
+-- to 100 other nodes that expired (crashed nodes): it returns {id, ms since
+-- its entry expired, ...} for them. A script is atomic, so exactly one
+-- live node takes out a given expired entry, and it alone sweeps that
+-- node's rooms (see sweep.go). claim adds the node's entry (without info:
+-- list shows it from its first beat) and returns 1, unless a live node has
+-- that id: then it returns 0 and changes nothing (an expired entry it
+-- replaces is of a previous life of the id, which the new life sweeps).
+-- list returns {id, info, ...} for the live nodes whose info is there; it
+-- leaves expired entries to beat.
 redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 if ARGV[1] == 'beat' then
   local ttl = tonumber(ARGV[3])
+  local dead = {}
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 100)
+  for i = 1, #expired, 2 do
+    local id = expired[i]
+    if id ~= ARGV[2] then
+      redis.call('ZREM', KEYS[1], id)
+      dead[#dead + 1] = id
+      dead[#dead + 1] = now - tonumber(expired[i + 1])
+    end
+  end
   redis.call('ZADD', KEYS[1], string.format('%d', now + ttl), ARGV[2])
   redis.call('SET', ARGV[4], ARGV[5], 'PX', ttl)
   if redis.call('PTTL', KEYS[1]) < ttl then
     redis.call('PEXPIRE', KEYS[1], ttl)
   end
-  return 1
+  return dead
 elseif ARGV[1] == 'claim' then
   local ttl = tonumber(ARGV[3])
   local expires = redis.call('ZSCORE', KEYS[1], ARGV[2])
@@ -40,10 +55,9 @@ elseif ARGV[1] == 'claim' then
   end
   return 1
 elseif ARGV[1] == 'list' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
   local out = {}
   local prefix = ARGV[2]
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
     local info = redis.call('GET', prefix .. id)
     if info then
       out[#out + 1] = id
