@@ -42,12 +42,16 @@ const benchWindow = 32
 //	go test -run '^$' -bench Fanout -benchtime 2000x -count 3 ./clients/
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{100, 1000, 5000} {
-		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) { benchFanout(b, n) })
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) { benchFanout(b, n, clients.Config{}) })
 	}
+	// The server's default: busy connections' writers wait up to 10 ms.
+	b.Run("clients=1000,delay=10ms", func(b *testing.B) {
+		benchFanout(b, 1000, clients.Config{WriteDelay: 10 * time.Millisecond})
+	})
 }
 
-func benchFanout(b *testing.B, n int) {
-	h, url := benchServer(b, clients.Config{})
+func benchFanout(b *testing.B, n int, cfg clients.Config) {
+	h, url := benchServer(b, cfg)
 	ctx := context.Background()
 	var delivered atomic.Int64 // frames read by all clients
 	var want atomic.Int64      // the publisher waits for delivered to reach it

@@ -53,10 +53,13 @@ type Config struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds every write to a client. Default 5s.
 	WriteTimeout time.Duration
-	// WriteDelay, when not 0, is how long a connection's writer waits,
-	// once woken by a first frame, for more to join it in one write: fewer
-	// write syscalls per frame under load, at the cost of that much
-	// latency. Default 0: a frame is written at once.
+	// WriteDelay, when not 0, is how long at most the writer of a
+	// connection written to moments ago (within 20 ms, or twice
+	// WriteDelay) waits, once claimed by a first frame, for more to join
+	// it in one write: fewer write syscalls per frame under load, at the
+	// cost of up to that much latency. The writers claimed within one
+	// WriteDelay start together, on one timer per Server. Default 0: a
+	// frame is written at once.
 	WriteDelay time.Duration
 	// Authenticate, when set, decides the identity of an upgrade request.
 	// Default: anonymous, the user name taken from ?name=.
@@ -131,6 +134,8 @@ type Server struct {
 	keeping bool           // the keepalive goroutine runs
 	idle    chan struct{}  // capacity 1: live became empty
 
+	delayed delayedWriters // busy sessions' writers, started after WriteDelay
+
 	count counters // for metrics: see Counters
 }
 
@@ -155,7 +160,10 @@ func NewServer(h *hub.Hub, cfg Config) *Server {
 	if cfg.Authenticate == nil {
 		cfg.Authenticate = Anonymous
 	}
-	return &Server{hub: h, cfg: cfg, log: cfg.Logger, start: time.Now(), perIP: make(map[string]int), idle: make(chan struct{}, 1)}
+	return &Server{
+		hub: h, cfg: cfg, log: cfg.Logger, start: time.Now(), perIP: make(map[string]int), idle: make(chan struct{}, 1),
+		delayed: delayedWriters{delay: cfg.WriteDelay},
+	}
 }
 
 // Anonymous identifies a request by its ?name= parameter, or a generated

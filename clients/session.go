@@ -32,13 +32,12 @@ type Session struct {
 	started time.Time
 
 	mu      sync.Mutex
-	queue   [][]byte // frames not yet written, oldest first
-	queued  int      // bytes in queue
-	spare   [][]byte // an emptied frame list kept for the writer's next round
-	writing bool     // a writer goroutine runs; once closed, it stays true
+	queue   *[][]byte // frames not yet written, oldest first; nil when none (see framePool)
+	queued  int       // bytes in queue
+	writing bool      // a writer is claimed (it runs or waits for its delay); once closed, it stays true
 	// lastWrite is when the last writer finished (monotonic nanoseconds
-	// since the server started): a writer woken soon after it applies
-	// WriteDelay, one woken after a quiet spell writes at once.
+	// since the server started): a writer claimed soon after starts after
+	// WriteDelay, one claimed after a quiet spell writes at once.
 	lastWrite   int64
 	pinging     bool // a ping waits for its pong
 	closed      bool
@@ -87,28 +86,39 @@ func (s *Session) ID() string { return s.id }
 func (s *Session) User() string { return s.ident.User }
 
 // Enqueue implements hub.Session: it queues frame, or closes the session with
-// 1013 when the queue would exceed its byte bound. It starts a writer only
-// when none is running: frames queued while one writes are its next batch.
+// 1013 when the queue would exceed its byte bound. It claims a writer only
+// when none is running (frames queued while one writes are its next
+// batch) and starts it at once, or, for a session written to moments ago,
+// after WriteDelay (see delayedWriters).
 func (s *Session) Enqueue(frame []byte) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return
 	}
-	var start bool
+	var start, delayed bool
 	if s.queued+len(frame) > s.srv.cfg.QueueBytes {
 		start = s.closeLocked(protocol.CloseTryAgainLater, "too slow: outbound queue overflowed")
 	} else {
-		if len(s.queue) == 0 && s.srv.cfg.ObserveLatency != nil {
-			s.oldest = s.srv.since()
+		if s.queue == nil {
+			s.queue = framePool.Get().(*[][]byte)
+			if s.srv.cfg.ObserveLatency != nil {
+				s.oldest = s.srv.since()
+			}
 		}
-		s.queue = append(s.queue, frame)
+		*s.queue = append(*s.queue, frame)
 		s.queued += len(frame)
-		start = s.claimWriterLocked()
+		if s.claimWriterLocked() {
+			delayed = s.busyLocked()
+			start = !delayed
+		}
 	}
 	s.mu.Unlock()
-	if start {
+	switch {
+	case start:
 		go s.writeLoop()
+	case delayed:
+		s.srv.delayed.add(s)
 	}
 }
 
@@ -130,6 +140,11 @@ func (s *Session) closeLocked(code int, reason string) bool {
 		return false
 	}
 	s.closed, s.closeCode, s.closeReason = true, code, reason
+	if s.queue != nil {
+		clear(*s.queue)
+		*s.queue = (*s.queue)[:0]
+		framePool.Put(s.queue)
+	}
 	s.queue, s.queued = nil, 0
 	return s.claimWriterLocked()
 }

@@ -17,10 +17,14 @@ import (
 // frame down without adding any delay.
 const maxBatch = 64 << 10
 
-// keepFrames is the capacity of frame list an idle session keeps (its queue
-// and the writer's spare, so that a writer started on demand allocates
-// none); a burst's larger lists are let go when the writer exits.
-const keepFrames = 8
+// framePool holds the lists queues are built in. A session takes one when
+// its queue goes non-empty and its writer puts it back once written, so an
+// idle session holds none and a burst's list serves the next burst.
+var framePool = sync.Pool{New: func() any { l := make([][]byte, 0, 16); return &l }}
+
+// maxPooledFrames caps the lists put back in framePool: a list that grew
+// beyond it in a rare burst is let go.
+const maxPooledFrames = 4096
 
 // batchPool holds the buffers batches are joined in. A writer takes one
 // for a round and puts it back, so an idle session holds none.
@@ -28,28 +32,27 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return 
 
 // writeLoop writes queued frames until the queue is empty, then exits; or
 // until the session is closed, then it sends the close frame. It is
-// started by whoever claimed the writer (claimWriterLocked). A write that
-// misses its deadline drops the connection.
+// started by whoever claimed the writer (claimWriterLocked), at once or,
+// for a busy session, by the Server's delayedWriters. A write that misses
+// its deadline drops the connection.
 func (s *Session) writeLoop() {
 	defer s.tasks.Done()
-	if s.busy() {
-		time.Sleep(s.srv.cfg.WriteDelay) // let more frames join the first one
-	}
-	var frames [][]byte
 	for {
-		var closed bool
-		var code int
-		var reason string
-		frames, closed, code, reason = s.take(frames)
+		frames, closed, code, reason := s.take()
 		switch {
 		case closed:
 			s.nc.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
 			s.conn.Close(websocket.StatusCode(code), reason)
 			return
-		case len(frames) == 0:
+		case frames == nil:
 			return
 		}
-		if err := s.write(frames); err != nil {
+		err := s.write(*frames)
+		clear(*frames)
+		if *frames = (*frames)[:0]; cap(*frames) <= maxPooledFrames {
+			framePool.Put(frames)
+		}
+		if err != nil {
 			s.Close(int(websocket.StatusAbnormalClosure), reasonWriteFailed)
 			s.conn.CloseNow()
 			return
@@ -63,48 +66,78 @@ func (s *Session) writeLoop() {
 // human pace) gets it at once.
 const busyWindow = 20 * time.Millisecond
 
-// busy reports whether the writer just started should wait WriteDelay.
-func (s *Session) busy() bool {
+// busyLocked reports whether a writer claimed now should start after
+// WriteDelay. s.mu is held.
+func (s *Session) busyLocked() bool {
 	d := s.srv.cfg.WriteDelay
-	if d <= 0 {
-		return false
-	}
-	s.mu.Lock()
-	last := s.lastWrite
-	s.mu.Unlock()
-	return last != 0 && s.srv.since()-last < int64(max(busyWindow, 2*d))
+	return d > 0 && s.lastWrite != 0 && s.srv.since()-s.lastWrite < int64(max(busyWindow, 2*d))
 }
 
-// take returns the queued frames, handing the emptied list of the previous
-// round (done) back to the queue; or reports that the session is closed.
+// delayedWriters starts the writers of busy sessions WriteDelay after the
+// first of them was claimed: one timer for the whole Server, armed only
+// while a writer waits, instead of one per writer round. Every writer
+// claimed within that WriteDelay starts together, so the frames a fan-out
+// queued meanwhile share their sessions' writes. The timer's function is
+// the owner of the writers it starts; it always fires, so a session
+// waiting in due is never left without its writer.
+type delayedWriters struct {
+	delay time.Duration
+	mu    sync.Mutex
+	due   []*Session // claimed writers waiting for the timer
+	spare []*Session // an emptied due list, for the next round
+	timer *time.Timer
+}
+
+// add queues s's claimed writer, arming the timer when it is the first.
+func (w *delayedWriters) add(s *Session) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.due = append(w.due, s)
+	if len(w.due) > 1 {
+		return
+	}
+	if w.timer == nil {
+		w.timer = time.AfterFunc(w.delay, w.start)
+	} else {
+		w.timer.Reset(w.delay)
+	}
+}
+
+// start starts the due writers.
+func (w *delayedWriters) start() {
+	w.mu.Lock()
+	due := w.due
+	w.due, w.spare = w.spare, nil
+	w.mu.Unlock()
+	for _, s := range due {
+		go s.writeLoop()
+	}
+	clear(due)
+	w.mu.Lock()
+	if w.spare == nil && cap(due) <= maxPooledFrames {
+		w.spare = due[:0]
+	}
+	w.mu.Unlock()
+}
+
+// take returns the queued frames, or reports that the session is closed.
 // With nothing queued it releases the writer: the caller must exit, and
 // the next Enqueue starts a new one.
-func (s *Session) take(done [][]byte) (frames [][]byte, closed bool, code int, reason string) {
-	clear(done)
+func (s *Session) take() (frames *[][]byte, closed bool, code int, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, true, s.closeCode, s.closeReason
 	}
-	if done == nil { // a new writer's first round
-		done, s.spare = s.spare, nil
-	}
-	if len(s.queue) == 0 {
+	if s.queue == nil {
 		s.writing = false
 		s.lastWrite = s.srv.since()
-		if cap(s.queue) > keepFrames { // a burst grew it
-			s.queue = nil
-		}
-		if cap(done) <= keepFrames {
-			s.spare = done[:0]
-		}
 		// Writes from the library's read side (pong answers) must not
 		// inherit the deadline of the last write.
 		s.nc.SetWriteDeadline(time.Time{})
 		return nil, false, 0, ""
 	}
-	frames = s.queue
-	s.queue, s.queued = done[:0], 0
+	frames, s.queue, s.queued = s.queue, nil, 0
 	s.roundStart, s.oldest = s.oldest, 0
 	return frames, false, 0, ""
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/clients"
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // readMessage reads one WebSocket message of c, unsplit.
@@ -229,5 +230,30 @@ func TestWriteDelay(t *testing.T) {
 	}
 	if got := seqs(t, readMessage(t, bob)); strings.Join(got, ",") != "2,3,4" {
 		t.Errorf("a busy connection got %v in one message, want 2,3,4", got)
+	}
+}
+
+// TestWriteDelayClose checks that a session closed while its writer waits
+// for WriteDelay still gets its close frame, and that the hub's Close
+// waits for that writer instead of leaving it behind.
+func TestWriteDelayClose(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, clients.Config{WriteDelay: 300 * time.Millisecond}, options{})
+	bob := srv.dial("bob")
+	bob.send(`{"type":"join","room":"r"}`)
+	bob.next()
+	alice := srv.dial("alice")
+	alice.send(`{"type":"join","room":"r"}`)
+	alice.next()
+	readMessage(t, bob) // member_joined: bob was just written to
+	alice.send(`{"type":"send","room":"r","data":1}`)
+	alice.next() // sent: bob's frame is queued, his writer waits
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.hub.Close(ctx, protocol.CloseRestart, "restarting"); err != nil {
+		t.Fatalf("hub close: %v", err)
+	}
+	if code, _ := bob.closeStatus(); code != protocol.CloseRestart {
+		t.Errorf("bob's connection ended with %v, want %d", code, protocol.CloseRestart)
 	}
 }

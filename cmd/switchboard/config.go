@@ -79,7 +79,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	fs.IntVar(&c.HistorySize, "history-size", 100, "messages kept per room")
 	fs.IntVar(&c.HistoryMaxBytes, "history-max-bytes", 1<<20, "bytes of messages kept per room (the oldest are dropped first); at least max-frame")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 24*time.Hour, "how long a room's history lives after its last message")
-	fs.DurationVar(&c.WriteDelay, "write-delay", 5*time.Millisecond, "under load, how long a connection's writer waits for more frames to share one write (only a connection written to within the last 20ms, or twice this, waits: a frame after a quiet spell goes out at once); 0 never waits; at most 50ms")
+	fs.DurationVar(&c.WriteDelay, "write-delay", 10*time.Millisecond, "under load, how long at most a connection's writer waits for more frames to share one write (only a connection written to within the last 20ms, or twice this, waits: a frame after a quiet spell goes out at once); 0 never waits; at most 50ms")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty disables")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address alone, without auth (e.g. 127.0.0.1:9091), instead of on the main listener behind the API key; empty serves it on the main one")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:6379/0) for a cluster; empty runs single-node in memory")
