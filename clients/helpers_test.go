@@ -113,6 +113,19 @@ func (s *server) dial(name string) *client {
 	return c
 }
 
+// pair connects bob, then alice, each joined to room r, and returns them
+// once both joined answers are read (bob's member_joined for alice is not).
+func (s *server) pair() (bob, alice *client) {
+	s.t.Helper()
+	bob = s.dial("bob")
+	bob.send(`{"type":"join","room":"r"}`)
+	bob.next()
+	alice = s.dial("alice")
+	alice.send(`{"type":"join","room":"r"}`)
+	alice.next()
+	return bob, alice
+}
+
 // dialWith connects as name with the given dial options, not reading
 // anything.
 func (s *server) dialWith(name string, opts *websocket.DialOptions) *client {

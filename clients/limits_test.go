@@ -268,12 +268,7 @@ func TestWithinLimitsNoOverflow(t *testing.T) {
 	const dms, sends = 8, 4
 	srv := newServer(t, clients.Config{RateLimit: 20, RateLimitBytes: 256 << 10},
 		options{listener: withSmallBuffers})
-	bob := srv.dial("bob")
-	bob.send(`{"type":"join","room":"r"}`)
-	bob.next()
-	alice := srv.dial("alice")
-	alice.send(`{"type":"join","room":"r"}`)
-	alice.next()
+	bob, alice := srv.pair()
 	bob.expect(`{"type":"member_joined","room":"r","user":"alice","member_count":2}`)
 	received, sender := collectAt(bob, 1<<20), collect(alice)
 

@@ -54,13 +54,20 @@ type Config struct {
 	// WriteTimeout bounds every write to a client. Default 5s.
 	WriteTimeout time.Duration
 	// WriteDelay, when not 0, is how long at most the writer of a
-	// connection written to moments ago (within 20 ms, or twice
-	// WriteDelay) waits, once claimed by a first frame, for more to join
-	// it in one write: fewer write syscalls per frame under load, at the
-	// cost of up to that much latency. The writers claimed within one
-	// WriteDelay start together, on one timer per Server. Default 0: a
-	// frame is written at once.
+	// connection written to moments ago (within 20 ms, or twice the
+	// delay) waits, once claimed by a first frame, for more to join it in
+	// one write: fewer write syscalls per frame under load, at the cost of
+	// up to that much latency. The writers claimed within one delay start
+	// together, on one timer per Server. Default 0: a frame is written at
+	// once.
 	WriteDelay time.Duration
+	// WriteDelayMax, when above WriteDelay, lets the delay grow while the
+	// node's CPUs are busy (more than 65 % of the process's GOMAXPROCS, or
+	// of the CPUs it may run on, in use), by a quarter every 250 ms up to
+	// WriteDelayMax, and shrink back to WriteDelay once they are below
+	// 50 %: a saturated node spends its CPU on fewer, larger writes instead
+	// of queueing. Default 0: the delay is WriteDelay.
+	WriteDelayMax time.Duration
 	// Authenticate, when set, decides the identity of an upgrade request.
 	// Default: anonymous, the user name taken from ?name=.
 	Authenticate func(r *http.Request) (Identity, error)
@@ -134,7 +141,7 @@ type Server struct {
 	keeping bool           // the keepalive goroutine runs
 	idle    chan struct{}  // capacity 1: live became empty
 
-	delayed delayedWriters // busy sessions' writers, started after WriteDelay
+	delayed *delayedWriters // busy sessions' writers, started after the write delay
 
 	count counters // for metrics: see Counters
 }
@@ -162,7 +169,7 @@ func NewServer(h *hub.Hub, cfg Config) *Server {
 	}
 	return &Server{
 		hub: h, cfg: cfg, log: cfg.Logger, start: time.Now(), perIP: make(map[string]int), idle: make(chan struct{}, 1),
-		delayed: delayedWriters{delay: cfg.WriteDelay},
+		delayed: newDelayedWriters(cfg.WriteDelay, cfg.WriteDelayMax),
 	}
 }
 

@@ -61,63 +61,17 @@ func (s *Session) writeLoop() {
 }
 
 // busyWindow is how recent a session's last write must be for its writer to
-// wait WriteDelay: a connection receiving a steady stream gets its frames in
-// fewer writes, one that receives a frame after a quiet spell (a chat at
-// human pace) gets it at once.
+// wait for the write delay (or twice the delay, when that is longer): a
+// connection receiving a steady stream gets its frames in fewer writes,
+// one that receives a frame after a quiet spell (a chat at human pace)
+// gets it at once.
 const busyWindow = 20 * time.Millisecond
 
-// busyLocked reports whether a writer claimed now should start after
-// WriteDelay. s.mu is held.
+// busyLocked reports whether a writer claimed now should wait for the
+// Server's delayedWriters. s.mu is held.
 func (s *Session) busyLocked() bool {
-	d := s.srv.cfg.WriteDelay
+	d := s.srv.delayed.current()
 	return d > 0 && s.lastWrite != 0 && s.srv.since()-s.lastWrite < int64(max(busyWindow, 2*d))
-}
-
-// delayedWriters starts the writers of busy sessions WriteDelay after the
-// first of them was claimed: one timer for the whole Server, armed only
-// while a writer waits, instead of one per writer round. Every writer
-// claimed within that WriteDelay starts together, so the frames a fan-out
-// queued meanwhile share their sessions' writes. The timer's function is
-// the owner of the writers it starts; it always fires, so a session
-// waiting in due is never left without its writer.
-type delayedWriters struct {
-	delay time.Duration
-	mu    sync.Mutex
-	due   []*Session // claimed writers waiting for the timer
-	spare []*Session // an emptied due list, for the next round
-	timer *time.Timer
-}
-
-// add queues s's claimed writer, arming the timer when it is the first.
-func (w *delayedWriters) add(s *Session) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.due = append(w.due, s)
-	if len(w.due) > 1 {
-		return
-	}
-	if w.timer == nil {
-		w.timer = time.AfterFunc(w.delay, w.start)
-	} else {
-		w.timer.Reset(w.delay)
-	}
-}
-
-// start starts the due writers.
-func (w *delayedWriters) start() {
-	w.mu.Lock()
-	due := w.due
-	w.due, w.spare = w.spare, nil
-	w.mu.Unlock()
-	for _, s := range due {
-		go s.writeLoop()
-	}
-	clear(due)
-	w.mu.Lock()
-	if w.spare == nil && cap(due) <= maxPooledFrames {
-		w.spare = due[:0]
-	}
-	w.mu.Unlock()
 }
 
 // take returns the queued frames, or reports that the session is closed.

@@ -95,12 +95,7 @@ func TestCoalescing(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, clients.Config{MaxFrame: 1 << 20, QueueBytes: 4 << 20, WriteTimeout: timeout},
 		options{listener: withSmallBuffers})
-	bob := srv.dial("bob")
-	bob.send(`{"type":"join","room":"r"}`)
-	bob.next()
-	alice := srv.dial("alice")
-	alice.send(`{"type":"join","room":"r"}`)
-	alice.next()
+	bob, alice := srv.pair()
 	if m := decode(t, readMessage(t, bob)); m["type"] != "member_joined" {
 		t.Fatalf("bob got %v, want member_joined", m)
 	}
@@ -144,12 +139,7 @@ func TestCloseWhileWriting(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, clients.Config{MaxFrame: 1 << 20, QueueBytes: 4 << 20, WriteTimeout: timeout},
 		options{listener: withSmallBuffers})
-	bob := srv.dial("bob")
-	bob.send(`{"type":"join","room":"r"}`)
-	bob.next()
-	alice := srv.dial("alice")
-	alice.send(`{"type":"join","room":"r"}`)
-	alice.next()
+	bob, alice := srv.pair()
 	alice.send(bigSend(1))
 	alice.next()
 	alice.next()
@@ -209,12 +199,7 @@ func TestKeepaliveDropsDeadPeer(t *testing.T) {
 func TestWriteDelay(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, clients.Config{WriteDelay: 300 * time.Millisecond}, options{})
-	bob := srv.dial("bob")
-	bob.send(`{"type":"join","room":"r"}`)
-	bob.next()
-	alice := srv.dial("alice")
-	alice.send(`{"type":"join","room":"r"}`)
-	alice.next()
+	bob, alice := srv.pair()
 	if m := decode(t, readMessage(t, bob)); m["type"] != "member_joined" {
 		t.Fatalf("bob got %v, want member_joined", m)
 	}
@@ -239,12 +224,7 @@ func TestWriteDelay(t *testing.T) {
 func TestWriteDelayClose(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, clients.Config{WriteDelay: 300 * time.Millisecond}, options{})
-	bob := srv.dial("bob")
-	bob.send(`{"type":"join","room":"r"}`)
-	bob.next()
-	alice := srv.dial("alice")
-	alice.send(`{"type":"join","room":"r"}`)
-	alice.next()
+	bob, alice := srv.pair()
 	readMessage(t, bob) // member_joined: bob was just written to
 	alice.send(`{"type":"send","room":"r","data":1}`)
 	alice.next() // sent: bob's frame is queued, his writer waits

@@ -29,6 +29,7 @@ type config struct {
 	PprofAddr       string
 	MetricsAddr     string
 	WriteDelay      time.Duration
+	WriteDelayMax   time.Duration
 	HistoryTTL      time.Duration
 	RedisURL        string
 	RedisCluster    bool
@@ -80,6 +81,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	fs.IntVar(&c.HistoryMaxBytes, "history-max-bytes", 1<<20, "bytes of messages kept per room (the oldest are dropped first); at least max-frame")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 24*time.Hour, "how long a room's history lives after its last message")
 	fs.DurationVar(&c.WriteDelay, "write-delay", 10*time.Millisecond, "under load, how long at most a connection's writer waits for more frames to share one write (only a connection written to within the last 20ms, or twice this, waits: a frame after a quiet spell goes out at once); 0 never waits; at most 50ms")
+	fs.DurationVar(&c.WriteDelayMax, "write-delay-max", 50*time.Millisecond, "while the node's CPUs are busy (over 65% used), the write delay grows up to this, and shrinks back to --write-delay below 50%: fewer, larger writes instead of queueing; equal to --write-delay (or 0) keeps the delay fixed; at most 200ms")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty disables")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address alone, without auth (e.g. 127.0.0.1:9091), instead of on the main listener behind the API key; empty serves it on the main one")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:6379/0) for a cluster; empty runs single-node in memory")
@@ -160,6 +162,8 @@ func (c *config) validate() error {
 		return errors.New("--history-size must be 1-100000")
 	case c.WriteDelay < 0 || c.WriteDelay > 50*time.Millisecond:
 		return errors.New("--write-delay must be 0-50ms")
+	case c.WriteDelayMax != 0 && (c.WriteDelayMax < c.WriteDelay || c.WriteDelayMax > 200*time.Millisecond):
+		return errors.New("--write-delay-max must be 0, or from --write-delay to 200ms")
 	case c.HistoryMaxBytes < c.MaxFrame:
 		return errors.New("--history-max-bytes must be at least --max-frame")
 	case c.HistoryTTL < time.Second:

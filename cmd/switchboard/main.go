@@ -252,6 +252,7 @@ func clientsConfig(cfg config, log zerolog.Logger) clients.Config {
 		RateLimit:           rate.Limit(cfg.RateLimit),
 		RateLimitBytes:      cfg.RateLimitBytes,
 		WriteDelay:          cfg.WriteDelay,
+		WriteDelayMax:       cfg.WriteDelayMax,
 		TrustedProxies:      cfg.TrustedProxies,
 		CheckOrigin:         originChecker(cfg.AllowedOrigins),
 		MaxConnections:      cfg.MaxConnections,

@@ -175,6 +175,9 @@ func TestConfigErrors(t *testing.T) {
 		{args: []string{"--trusted-proxies", "10.0.0.0/8,10.0.0.300"}, want: "10.0.0.300"},
 		{args: []string{"--trusted-proxies", "10.0.0.0/33"}, want: "10.0.0.0/33"},
 		{env: map[string]string{"SWITCHBOARD_TRUSTED_PROXIES": "192.168.0.0/16, lb.internal"}, want: "lb.internal"},
+		{args: []string{"--write-delay", "60ms"}, want: "--write-delay"},
+		{args: []string{"--write-delay", "20ms", "--write-delay-max", "10ms"}, want: "--write-delay-max"},
+		{env: map[string]string{"SWITCHBOARD_WRITE_DELAY_MAX": "1s"}, want: "--write-delay-max"},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprint(c.args, c.env), func(t *testing.T) {

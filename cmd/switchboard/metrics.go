@@ -105,6 +105,8 @@ var (
 	drainingDesc    = desc("draining", "1 once the node is draining (shutting down); else 0.")
 	drainClosedDesc = desc("drain_sessions_closed", "Sessions the drain has closed so far.")
 	drainStartDesc  = desc("drain_sessions_at_start", "Sessions open when the drain began.")
+	writeDelayDesc  = desc("write_delay_seconds",
+		"How long a busy connection's writer waits now for more frames to share its write: --write-delay, up to --write-delay-max while the node's CPUs are busy.")
 
 	framesInDesc = desc("frames_received_total",
 		"Client frames handled, by type; a frame that did not decode counts as type=\"invalid\". Rate-limited frames are not handled.", "type")
@@ -142,7 +144,7 @@ var clientOnly = map[string]bool{
 }
 
 var nodeDescs = []*prometheus.Desc{
-	connectionsDesc, roomsDesc, usersDesc, readyDesc, drainingDesc, drainClosedDesc, drainStartDesc,
+	connectionsDesc, roomsDesc, usersDesc, readyDesc, drainingDesc, drainClosedDesc, drainStartDesc, writeDelayDesc,
 	framesInDesc, framesOutDesc, publishedDesc, deliveredDesc, rateLimitedDesc, disconnectsDesc, recoveriesDesc,
 	redisErrorsDesc, redisReconnectsDesc, redisGapsDesc, redisResyncsDesc, redisRepairedDesc, redisLostDesc,
 	redisBackloggedDesc, redisOverflowDesc, redisMalformedDesc, webhookEventsDesc, webhookBacklogDesc,
@@ -167,6 +169,7 @@ func (n *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(usersDesc, float64(st.Users))
 	gauge(readyDesc, boolValue(n.ready()))
 	gauge(drainingDesc, boolValue(n.draining.Load()))
+	gauge(writeDelayDesc, n.clients.WriteDelay().Seconds())
 	if n.drainProgress != nil {
 		closed, atStart := n.drainProgress()
 		gauge(drainClosedDesc, float64(closed))
