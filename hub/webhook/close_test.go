@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -35,15 +34,9 @@ func TestCloseFlushesMemoryBacklog(t *testing.T) {
 	cfg.FlushTimeout = time.Minute // the test's bound is ctx's
 	var logs syncBuffer
 	cfg.Logger = zerolog.New(&logs)
-	d, err := webhook.New(cfg, webhook.NewMemoryBacklog(0, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Start(context.Background())
+	d := start(t, cfg, webhook.NewMemoryBacklog(0, 0))
 	const n = 40 // more than Config.Concurrency: some wait for a slot
-	for i := range n {
-		d.Enqueue(message(uint64(i + 1)))
-	}
+	enqueue(d, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := d.Close(ctx); err != nil {
@@ -82,22 +75,14 @@ func TestCloseFlushDeadline(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			down := httptest.NewServer(http.NotFoundHandler())
-			down.Close() // its port refuses connections now
-			cfg := testConfig(down.URL + "/hook")
+			cfg := testConfig(refusingURL(t))
 			cfg.FlushTimeout = tc.flushTimeout
 			cfg.MaxAttempts = 1000 // retried until the deadline, never given up
 			var logs syncBuffer
 			cfg.Logger = zerolog.New(&logs)
-			d, err := webhook.New(cfg, webhook.NewMemoryBacklog(0, 0))
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.Start(context.Background())
+			d := start(t, cfg, webhook.NewMemoryBacklog(0, 0))
 			const n = 10
-			for i := range n {
-				d.Enqueue(message(uint64(i + 1)))
-			}
+			enqueue(d, n)
 			ctx, cancel := context.WithTimeout(context.Background(), tc.ctxTimeout)
 			defer cancel()
 			start := time.Now()
@@ -130,11 +115,7 @@ func TestCloseStopsHungDelivery(t *testing.T) {
 	cfg := testConfig(r.url("/"))
 	cfg.Timeout = time.Hour
 	cfg.FlushTimeout = 200 * time.Millisecond
-	d, err := webhook.New(cfg, webhook.NewMemoryBacklog(0, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Start(context.Background())
+	d := start(t, cfg, webhook.NewMemoryBacklog(0, 0))
 	d.Enqueue(message(1))
 	waitFor(t, 10*time.Second, "request", func() bool { return r.requested() == 1 })
 	closeDispatcher(t, d)
@@ -154,19 +135,11 @@ func TestCloseStopsHungDelivery(t *testing.T) {
 func TestRedisCloseLeavesBacklog(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	down := httptest.NewServer(http.NotFoundHandler())
-	down.Close()
-	cfg := testConfig(down.URL + "/hook")
+	cfg := testConfig(refusingURL(t))
 	cfg.FlushTimeout = time.Hour
-	d, err := webhook.New(cfg, redisNode(t, srv, "a", "leave:").WebhookBacklog(redisbroker.WebhookConfig{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Start(context.Background())
+	d := start(t, cfg, redisNode(t, srv, "a", "leave:").WebhookBacklog(redisbroker.WebhookConfig{}))
 	const n = 10
-	for i := range n {
-		d.Enqueue(message(uint64(i + 1)))
-	}
+	enqueue(d, n)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()

@@ -155,6 +155,22 @@ func start(t testing.TB, cfg webhook.Config, b webhook.Backlog) *webhook.Dispatc
 	return d
 }
 
+// enqueue queues n message.sent events, seqs 1 to n.
+func enqueue(d *webhook.Dispatcher, n int) {
+	for i := range n {
+		d.Enqueue(message(uint64(i + 1)))
+	}
+}
+
+// refusingURL returns a URL whose port refuses connections: a receiver
+// that is down.
+func refusingURL(t testing.TB) string {
+	t.Helper()
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	return down.URL + "/hook"
+}
+
 func closeDispatcher(t testing.TB, d *webhook.Dispatcher) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
