@@ -515,3 +515,25 @@ func TestRestartEndsHistoryLife(t *testing.T) {
 		t.Errorf("history after a restart: position %+v, %d publications; want a new epoch, empty", page.Position, len(page.Publications))
 	}
 }
+
+// TestLifeAdopted: a room whose meta records no run of Redis (written by an
+// earlier version, or by a node with Durable) is adopted by a node without
+// Durable, not restarted: an upgrade does not end every room's history.
+func TestLifeAdopted(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	prefix := uniquePrefix()
+	old, _ := startBroker(t, srv, Config{KeyPrefix: prefix, Durable: true})
+	first := mustPublish(t, old, "r")
+	if run, err := srv.Client(t).HGet(t.Context(), old.metaKey("r"), "r").Result(); err == nil {
+		t.Fatalf("a durable broker recorded run %q", run)
+	}
+	b, _ := startBroker(t, srv, Config{KeyPrefix: prefix})
+	next := mustPublish(t, b, "r")
+	if next.Epoch != first.Epoch || next.Seq != 2 {
+		t.Errorf("published seq %d epoch %q, want seq 2 in epoch %q", next.Seq, next.Epoch, first.Epoch)
+	}
+	if run, err := srv.Client(t).HGet(t.Context(), b.metaKey("r"), "r").Result(); err != nil || run == "" {
+		t.Errorf("run recorded after adoption: %q, %v; want this run's id", run, err)
+	}
+}
