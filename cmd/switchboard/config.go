@@ -33,6 +33,7 @@ type config struct {
 	HistoryTTL      time.Duration
 	RedisURL        string
 	RedisCluster    bool
+	RedisDurable    bool
 	PresenceTTL     time.Duration
 	ShutdownTimeout time.Duration
 	DrainDelay      time.Duration
@@ -85,6 +86,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiling endpoints (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty disables")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address alone, without auth (e.g. 127.0.0.1:9091), instead of on the main listener behind the API key; empty serves it on the main one")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:6379/0) for a cluster; empty runs single-node in memory")
+	fs.BoolVar(&c.RedisDurable, "redis-durable", false, "Redis never loses an acknowledged write (AOF with appendfsync always, no failover to a lagging replica): room history outlives Redis restarts; without it a Redis restart starts every room's history anew, so that no seq is ever reused")
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "Redis Cluster (7.0+) with sharded pub/sub; --redis-url then names seed nodes: redis://host1:7000?addr=host2:7001&addr=host3:7002")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 30*time.Second, "with Redis: how long a crashed node's users stay in presence (nodes refresh every third of it)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")

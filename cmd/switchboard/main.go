@@ -316,6 +316,7 @@ func redisConfig(cfg config) redisbroker.Config {
 	return redisbroker.Config{
 		URL:             cfg.RedisURL,
 		Cluster:         cfg.RedisCluster,
+		Durable:         cfg.RedisDurable,
 		NodeID:          cfg.NodeID,
 		HistorySize:     cfg.HistorySize,
 		HistoryMaxBytes: cfg.HistoryMaxBytes,

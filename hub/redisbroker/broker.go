@@ -21,6 +21,8 @@ type Broker struct {
 	opt    options
 	log    zerolog.Logger
 	client redis.UniversalClient // a *redis.Client, or a *redis.ClusterClient with Config.Cluster
+	// scripts are the room scripts for Config.Durable.
+	scripts roomScripts
 	// ps is the node's one pub/sub connection on one Redis; sharded its
 	// connections, one per master, on a cluster. One of them is nil.
 	ps      *redis.PubSub
@@ -81,6 +83,12 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 		pending: make(map[string]bool),
 		waiters: make(map[string][]waiter),
 		stopped: make(chan struct{}),
+		scripts: lossyScripts,
+	}
+	if cfg.Durable || cfg.Cluster {
+		// On a cluster a room's keys change masters when its slot moves,
+		// which the run check would take for a restart: see Config.Durable.
+		b.scripts = durableScripts
 	}
 	if cc, ok := client.(*redis.ClusterClient); ok {
 		b.sharded = newSharded(b, cc)

@@ -32,6 +32,19 @@ type Config struct {
 	// Redis: the oldest publications are trimmed to stay below it (the
 	// newest is always kept). Default DefaultHistoryMaxBytes.
 	HistoryMaxBytes int
+	// Durable tells the broker that Redis never loses a write it
+	// acknowledged: AOF with appendfsync always, and no failover to a
+	// replica that may lag. Then a room's history outlives Redis restarts.
+	// Default false: a Redis restart (or failover) ends the life of every
+	// room's history at the room's next use, and its next publish starts a
+	// new epoch, because Redis may have come back with a room's seq behind
+	// what members were given (see lua/lifecheck.lua); each script reading
+	// a room then also reads INFO server (about 2 µs of Redis CPU). With
+	// Cluster the broker acts as if Durable were set: a room's keys move
+	// to another master (another run) when its slot is migrated, which
+	// must not end its history, so a master's restart or failover is not
+	// detected there.
+	Durable bool
 	// HistoryTTL drops a room's history, and so starts a new epoch, after
 	// this long without a publish. Default 24h.
 	HistoryTTL time.Duration

@@ -13,6 +13,12 @@
 // assigning the seq, appending to history and publishing to the room's
 // channel happen atomically.
 //
+// Unless Config.Durable (or Config.Cluster) is set, a room's position
+// records the run of Redis its history began in, and a room found from
+// another run (Redis restarted, perhaps from a snapshot older than what it
+// acknowledged) starts a new life, so that no seq is ever handed out twice
+// in one epoch: see lua/lifecheck.lua.
+//
 // Each node has one pub/sub connection (per master, on a cluster) for every
 // room and user it is subscribed to. Pub/sub loses messages when that connection breaks or lags,
 // so the broker tracks the last seq delivered per room and repairs a gap by

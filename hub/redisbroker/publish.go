@@ -32,7 +32,7 @@ func (b *Broker) Publish(ctx context.Context, room string, r hub.PublishRequest)
 		b.cfg.HistoryMaxBytes, b.publishCmd(), r.Member,
 	}
 	args = append(args, targetArgs(r.Target)...)
-	res, err := publishScript.Run(ctx, b.client, keys, args...).Slice()
+	res, err := b.scripts.publish.Run(ctx, b.client, keys, args...).Slice()
 	if err != nil {
 		return hub.Publication{}, false, wrapMaybe("publish", err)
 	}
@@ -101,7 +101,7 @@ func (b *Broker) readHistory(ctx context.Context, room string, r historyRead) (h
 	if r.create {
 		create = "1"
 	}
-	res, err := historyScript.Run(ctx, b.client, []string{b.metaKey(room), b.streamKey(room)},
+	res, err := b.scripts.history.Run(ctx, b.client, []string{b.metaKey(room), b.streamKey(room)},
 		hub.NewEpoch(), ms(b.cfg.HistoryTTL), r.mode, r.from, r.to, r.epoch, max(r.maxBytes, 0), create,
 	).Slice()
 	if err != nil {

@@ -45,7 +45,7 @@ func (b *Broker) Unread(ctx context.Context, user, room string, upTo uint64) (hu
 	if err != nil && err != redis.Nil {
 		return hub.Unread{}, wrap("unread", err)
 	}
-	res, err := unreadScript.Run(ctx, b.client, []string{b.metaKey(room), b.streamKey(room)},
+	res, err := b.scripts.unread.Run(ctx, b.client, []string{b.metaKey(room), b.streamKey(room)},
 		unreadArgs(user, parseRead(v), upTo)...,
 	).Slice()
 	if err != nil {
@@ -83,7 +83,7 @@ func (b *Broker) UnreadRooms(ctx context.Context, user, after string, limit int)
 		keys[i] = []string{b.metaKey(room), b.streamKey(room)}
 		args[i] = unreadArgs(user, parseRead(all[room]), 0)
 	}
-	cmds, err := runPipelined(ctx, b.client, unreadScript, keys, args)
+	cmds, err := runPipelined(ctx, b.client, b.scripts.unread, keys, args)
 	if err != nil {
 		return nil, false, wrap("unread rooms", err)
 	}

@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -419,5 +420,120 @@ func TestResyncWaitsForBuffered(t *testing.T) {
 	}
 	if s := b.Stats(); s.Lost != 0 {
 		t.Errorf("stats %+v, want none lost", s)
+	}
+}
+
+// TestRollback: Redis comes back older than what it acknowledged (killed,
+// then restarted from a snapshot taken before the last five publications,
+// as with RDB or an everysec AOF). A member's node got seqs 6 to 10; had
+// the room's next publication reused seq 6 in the same epoch, the member
+// would take it for one it already has. Without Durable it starts a new
+// epoch instead, and history holds only the new life. With Durable the
+// broker trusts Redis, and the seqs go on from the snapshot's.
+func TestRollback(t *testing.T) {
+	t.Parallel()
+	for _, durable := range []bool{false, true} {
+		t.Run(fmt.Sprintf("durable=%v", durable), func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t)
+			cfg := Config{KeyPrefix: uniquePrefix(), OpTimeout: time.Second, Durable: durable}
+			pub, _ := startBroker(t, srv, cfg)
+			ctx := t.Context()
+			var rec *hubtest.Recorder
+			if !durable { // with Durable the reused seq is a violation the Recorder reports
+				var sub *Broker
+				sub, rec = startBroker(t, srv, cfg)
+				if err := sub.SubscribeRoom(ctx, "r"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 5 {
+				mustPublish(t, pub, "r")
+			}
+			if err := srv.Client(t).Save(ctx).Err(); err != nil {
+				t.Fatalf("SAVE: %v", err)
+			}
+			var lost hub.Publication
+			for range 5 {
+				lost = mustPublish(t, pub, "r")
+			}
+			if rec != nil {
+				rec.WaitPublications(t, "r", 10)
+			}
+			srv.Stop() // SIGKILL: seqs 6 to 10 were never saved
+			srv.Start()
+			var after hub.Publication
+			eventually(t, 10*time.Second, "Publish after the restart", func() (err error) {
+				after, _, err = pub.Publish(ctx, "r", msg(t, "r"))
+				return err
+			})
+			if durable {
+				if after.Epoch != lost.Epoch || after.Seq != 6 {
+					t.Fatalf("after the restart: seq %d epoch %q, want seq 6 in epoch %q (trusted)", after.Seq, after.Epoch, lost.Epoch)
+				}
+				return
+			}
+			if after.Epoch == lost.Epoch || after.Seq != 1 {
+				t.Fatalf("after the restart: seq %d epoch %q, want seq 1 in a new epoch (not %q)", after.Seq, after.Epoch, lost.Epoch)
+			}
+			rec.Wait(t, "the new epoch's publication", func() bool {
+				pubs := rec.Publications("r")
+				return len(pubs) > 0 && pubs[len(pubs)-1].Epoch == after.Epoch
+			})
+			page, err := pub.History(ctx, "r", hub.HistoryQuery{Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if page.Position.Epoch != after.Epoch || page.Position.Seq != 1 || len(page.Publications) != 1 {
+				t.Errorf("history after the restart: position %+v, %d publications; want the new epoch's one", page.Position, len(page.Publications))
+			}
+		})
+	}
+}
+
+// TestRestartEndsHistoryLife: without Durable, even a restart that lost
+// nothing (Redis saved on the way down) starts every room's history anew:
+// the broker cannot tell it from a rollback. Presence and the rest survive.
+func TestRestartEndsHistoryLife(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	cfg := Config{KeyPrefix: uniquePrefix(), OpTimeout: time.Second}
+	pub, _ := startBroker(t, srv, cfg)
+	ctx := t.Context()
+	before := mustPublish(t, pub, "r")
+	if err := srv.Client(t).Save(ctx).Err(); err != nil {
+		t.Fatalf("SAVE: %v", err)
+	}
+	srv.Stop()
+	srv.Start()
+	var page hub.HistoryPage
+	eventually(t, 10*time.Second, "History after the restart", func() (err error) {
+		page, err = pub.History(ctx, "r", hub.HistoryQuery{Limit: 100})
+		return err
+	})
+	if page.Position.Epoch == before.Epoch || len(page.Publications) != 0 {
+		t.Errorf("history after a restart: position %+v, %d publications; want a new epoch, empty", page.Position, len(page.Publications))
+	}
+}
+
+// TestLifeAdopted: a room whose meta records no run of Redis (written by an
+// earlier version, or by a node with Durable) is adopted by a node without
+// Durable, not restarted: an upgrade does not end every room's history.
+func TestLifeAdopted(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	prefix := uniquePrefix()
+	old, _ := startBroker(t, srv, Config{KeyPrefix: prefix, Durable: true})
+	first := mustPublish(t, old, "r")
+	if run, err := srv.Client(t).HGet(t.Context(), old.metaKey("r"), "r").Result(); err == nil {
+		t.Fatalf("a durable broker recorded run %q", run)
+	}
+	b, _ := startBroker(t, srv, Config{KeyPrefix: prefix})
+	next := mustPublish(t, b, "r")
+	if next.Epoch != first.Epoch || next.Seq != 2 {
+		t.Errorf("published seq %d epoch %q, want seq 2 in epoch %q", next.Seq, next.Epoch, first.Epoch)
+	}
+	if run, err := srv.Client(t).HGet(t.Context(), b.metaKey("r"), "r").Result(); err != nil || run == "" {
+		t.Errorf("run recorded after adoption: %q, %v; want this run's id", run, err)
 	}
 }

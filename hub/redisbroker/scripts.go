@@ -10,9 +10,11 @@ import (
 // The Lua scripts, embedded. redis.Script runs them with EVALSHA and falls
 // back to EVAL when Redis does not have them cached (after a restart).
 var (
+	//go:embed lua/lifecheck.lua
+	lifecheckLua string
+
 	//go:embed lua/publish.lua
-	publishLua    string
-	publishScript = redis.NewScript(publishLua)
+	publishLua string
 
 	//go:embed lua/moderate.lua
 	moderateLua    string
@@ -23,8 +25,7 @@ var (
 	moderationScript = redis.NewScript(moderationLua)
 
 	//go:embed lua/history.lua
-	historyLua    string
-	historyScript = redis.NewScript(historyLua)
+	historyLua string
 
 	//go:embed lua/senduser.lua
 	sendUserLua    string
@@ -39,8 +40,7 @@ var (
 	markReadScript = redis.NewScript(markReadLua)
 
 	//go:embed lua/unread.lua
-	unreadLua    string
-	unreadScript = redis.NewScript(unreadLua)
+	unreadLua string
 
 	//go:embed lua/presence.lua
 	presenceLua    string
@@ -69,6 +69,29 @@ if not v then
 end
 return v`)
 )
+
+// roomScripts are the scripts that read a room's meta and history, in the
+// variant for the broker's Config.Durable.
+type roomScripts struct {
+	publish, history, unread *redis.Script
+}
+
+// Both variants of the room scripts, made once.
+var (
+	durableScripts = roomScriptsWith("local life_run = false\n")
+	lossyScripts   = roomScriptsWith(lifecheckLua)
+)
+
+// roomScriptsWith returns the room scripts with prelude prepended: the
+// life check (lifecheck.lua), or a life_run of false when Redis is trusted
+// to keep what it acknowledged.
+func roomScriptsWith(prelude string) roomScripts {
+	return roomScripts{
+		publish: redis.NewScript(prelude + publishLua),
+		history: redis.NewScript(prelude + historyLua),
+		unread:  redis.NewScript(prelude + unreadLua),
+	}
+}
 
 // runPipelined runs s once per args in one pipeline (on a cluster, one per
 // master). A script Redis does not have cached fails there with NOSCRIPT;

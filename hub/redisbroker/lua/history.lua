@@ -1,7 +1,8 @@
 -- Read a room's position and, optionally, some of its history. Only a read
 -- with create set (SubscribeRoom's) gives a room without meta its meta, with
 -- the candidate epoch, so that the epoch a member sees before the first
--- publish is the one that publish uses; any other read writes nothing.
+-- publish is the one that publish uses; any other read writes nothing
+-- (but for ending a life from another run of Redis: see lifecheck.lua).
 --
 -- KEYS[1] room meta hash    KEYS[2] room history stream
 -- ARGV[1] candidate epoch   ARGV[2] history TTL, ms
@@ -30,6 +31,9 @@ if not epoch then
   if ARGV[8] == '1' then
     redis.call('DEL', KEYS[2])
     redis.call('HSET', KEYS[1], 'e', ARGV[1], 's', 0, 'b', 0)
+    if life_run then
+      redis.call('HSET', KEYS[1], 'r', life_run) -- see lifecheck.lua
+    end
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
   end
   return {ARGV[1], '0', {}, 0}

@@ -70,6 +70,9 @@ if not epoch then
   redis.call('DEL', KEYS[2])
   epoch = ARGV[3]
   redis.call('HSET', KEYS[1], 'e', epoch, 's', 0, 'b', 0)
+  if life_run then
+    redis.call('HSET', KEYS[1], 'r', life_run) -- see lifecheck.lua
+  end
 end
 local seq = string.format('%d', redis.call('HINCRBY', KEYS[1], 's', 1))
 local frame = ARGV[1] .. seq .. ARGV[2]

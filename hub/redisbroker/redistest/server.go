@@ -115,8 +115,10 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
-// Start starts a stopped server again on the same port, empty: without
-// persistence a restart loses every key. It fails the test if the server
+// Start starts a stopped server again on the same port and directory. It
+// runs without automatic persistence, so it comes back empty, or with what
+// the last SAVE (or BGSAVE) wrote before Stop: a snapshot older than what
+// it had acknowledged, as after a crash. It fails the test if the server
 // does not come up.
 func (s *Server) Start() {
 	s.t.Helper()
