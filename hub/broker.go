@@ -237,6 +237,21 @@ type DepartureReporter interface {
 	ReportDepartures(f func(room string, users []string))
 }
 
+// ReturnReporter is an optional capability of a Presence shared by several
+// nodes, which the hub finds by type assertion. A node cut off from the
+// shared store for longer than its entries live is taken for crashed: its
+// users' departures are reported (DepartureReporter) elsewhere. Once it
+// reaches the store again it adds the entries it still holds, and the
+// Presence reports each user who is thus in a room again, on every node,
+// by calling f with the room and those users, once, on that node.
+//
+// New calls ReportReturns once, before Start; f emits member.joined for
+// each user, as Add's first = true does. f does not block and may be
+// called from any goroutine, the Presence's own included.
+type ReturnReporter interface {
+	ReportReturns(f func(room string, users []string))
+}
+
 // MemberPage is a page of a room's members.
 type MemberPage struct {
 	// Users are the members in the page, sorted by name.

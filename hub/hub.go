@@ -107,6 +107,9 @@ func New(broker Broker, presence Presence, cfg Config) *Hub {
 	if d, ok := presence.(DepartureReporter); ok {
 		d.ReportDepartures(h.departed)
 	}
+	if r, ok := presence.(ReturnReporter); ok {
+		r.ReportReturns(h.returned)
+	}
 	return h
 }
 

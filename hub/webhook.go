@@ -118,6 +118,14 @@ func (h *Hub) departed(room string, users []string) {
 	}
 }
 
+// returned emits member.joined for users in room again after their
+// departure was reported (see ReturnReporter).
+func (h *Hub) returned(room string, users []string) {
+	for _, user := range users {
+		h.Emit(WebhookMemberJoined, WebhookMember{Room: room, User: user})
+	}
+}
+
 // Emit reports an event of type typ with data through Config.OnWebhookEvent,
 // and does nothing when it is nil. It never blocks: the hook only queues.
 // Call it once per change, on the node that made it.

@@ -122,14 +122,17 @@ func TestDrainEmitsBeforeReturning(t *testing.T) {
 	}
 }
 
-// departingPresence is the memory presence with the DepartureReporter
-// capability of a shared one: report calls the function the hub set.
+// departingPresence is the memory presence with the DepartureReporter and
+// ReturnReporter capabilities of a shared one: report and returned call the
+// functions the hub set.
 type departingPresence struct {
 	hub.Presence
-	report func(room string, users []string)
+	report   func(room string, users []string)
+	returned func(room string, users []string)
 }
 
 func (p *departingPresence) ReportDepartures(f func(room string, users []string)) { p.report = f }
+func (p *departingPresence) ReportReturns(f func(room string, users []string))    { p.returned = f }
 
 // TestWebhookDepartures: departures a DepartureReporter reports (a crashed
 // node's users, found by this node) are emitted as member.left, one per
@@ -148,6 +151,25 @@ func TestWebhookDepartures(t *testing.T) {
 		`member.left {"room":"lobby","user":"ann"}`,
 		`member.left {"room":"lobby","user":"bob"}`,
 	}
+	if got := log.take(); !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+}
+
+// TestWebhookReturns: returns a ReturnReporter reports (a user whose node
+// was cut off for longer than the presence TTL, present again) are
+// emitted as member.joined, one per user.
+func TestWebhookReturns(t *testing.T) {
+	t.Parallel()
+	var log eventLog
+	b := memorybroker.New(memorybroker.Config{})
+	p := &departingPresence{Presence: memorybroker.NewPresence(b)}
+	newHubWith(t, b, p, hub.Config{OnWebhookEvent: log.record})
+	if p.returned == nil {
+		t.Fatal("hub.New did not call ReportReturns")
+	}
+	p.returned("lobby", []string{"ann"})
+	want := []string{`member.joined {"room":"lobby","user":"ann"}`}
 	if got := log.take(); !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
 	}

@@ -45,7 +45,9 @@ type Broker struct {
 	pres presenceState // this node's presence entries
 	// departures is the function ReportDepartures set, or nil.
 	departures atomic.Pointer[func(room string, users []string)]
-	sweeps     sweepState // the room sets of gone nodes to sweep: sweep.go
+	// returns is the function ReportReturns set, or nil.
+	returns atomic.Pointer[func(room string, users []string)]
+	sweeps  sweepState // the room sets of gone nodes to sweep: sweep.go
 
 	wg        sync.WaitGroup // the receive, shard and maintenance loops, the repair workers
 	stopped   chan struct{}  // closed when the receive loop has ended

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/switchboard-chat/switchboard/hub/hubtest"
 	"github.com/switchboard-chat/switchboard/hub/redisbroker/redistest"
 )
@@ -216,4 +218,52 @@ func TestNodeRoomSet(t *testing.T) {
 			t.Errorf("room set after Close: exists %d, %v", n, err)
 		}
 	})
+}
+
+// TestReturnAfterExpiry: a node that could not refresh its user's entry in
+// time (cut off from Redis, stalled) finds it expired at its next refresh;
+// the reap reports the departure, and adding the entry again reports the
+// user's return, once each, so that member.left is followed by member.joined.
+func TestReturnAfterExpiry(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	var departures departureLog
+	b := startWith(t, func(t testing.TB, cfg Config) *Broker { return newBroker(t, srv, cfg) },
+		Config{KeyPrefix: uniquePrefix()}, &departures)
+	var mu sync.Mutex
+	var returns []string
+	b.ReportReturns(func(room string, users []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, u := range users {
+			returns = append(returns, room+" "+u)
+		}
+	})
+	ctx := t.Context()
+	if _, err := b.Add(ctx, "r", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// The entry expires as if the node had missed its refreshes.
+	rdb := srv.Client(t)
+	entries, err := rdb.ZRange(ctx, b.presenceKey("r"), 0, -1).Result()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("entries %q, %v; want alice's one", entries, err)
+	}
+	if err := rdb.ZAddXX(ctx, b.presenceKey("r"), redis.Z{Score: 1, Member: entries[0]}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b.refreshPresence(ctx)
+	if got := departures.all(); !slices.Equal(got, []string{b.NodeID() + " r alice"}) {
+		t.Errorf("departures %q, want alice's from r, once", got)
+	}
+	mu.Lock()
+	got := slices.Clone(returns)
+	mu.Unlock()
+	if !slices.Equal(got, []string{"r alice"}) {
+		t.Errorf("returns %q, want alice's to r, once", got)
+	}
+	page, err := b.Members(ctx, "r", "", 10)
+	if err != nil || !slices.Equal(page.Users, []string{"alice"}) {
+		t.Errorf("members %v, %v; want alice again", page.Users, err)
+	}
 }

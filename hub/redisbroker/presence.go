@@ -220,6 +220,21 @@ func (b *Broker) ReportDepartures(f func(room string, users []string)) {
 	b.departures.Store(&f)
 }
 
+// ReportReturns implements hub.ReturnReporter. f is called with a user
+// whose entry in room this node still held but found expired at a refresh
+// (the node could not refresh it in time: cut off from Redis, or stalled,
+// and another node may have reaped it and reported the departure), once
+// the node added it again and the user was then in the room on no other
+// node. f is called on the maintenance loop and must not block. Calling
+// ReportReturns again replaces f; nil stops the reports.
+func (b *Broker) ReportReturns(f func(room string, users []string)) {
+	if f == nil {
+		b.returns.Store(nil)
+		return
+	}
+	b.returns.Store(&f)
+}
+
 // departed reports users that left room (see ReportDepartures).
 func (b *Broker) departed(room string, users []string) {
 	if len(users) == 0 {
@@ -411,8 +426,13 @@ func (b *Broker) readd(ctx context.Context, room, entry string) {
 		return
 	}
 	b.log.Warn().Str("room", room).Str("user", user).Msg("presence entry had expired; adding it again")
-	if _, err := b.Add(ctx, room, user); err != nil {
+	first, err := b.Add(ctx, room, user)
+	if err != nil {
 		b.log.Warn().Err(err).Msg("presence re-add failed")
+		return
+	}
+	if f := b.returns.Load(); first && f != nil {
+		(*f)(room, []string{user})
 	}
 }
 
