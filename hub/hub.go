@@ -105,10 +105,10 @@ func New(broker Broker, presence Presence, cfg Config) *Hub {
 	}
 	h.reads = newReadRelay(h, broker)
 	if d, ok := presence.(DepartureReporter); ok {
-		d.ReportDepartures(h.departed)
+		d.ReportDepartures(h.memberEvents(WebhookMemberLeft))
 	}
 	if r, ok := presence.(ReturnReporter); ok {
-		r.ReportReturns(h.returned)
+		r.ReportReturns(h.memberEvents(WebhookMemberJoined))
 	}
 	return h
 }

@@ -110,19 +110,14 @@ type WebhookUser struct {
 	Session string `json:"session"`
 }
 
-// departed emits member.left for users who left room on every node
-// without a Remove of this hub's telling it (see DepartureReporter).
-func (h *Hub) departed(room string, users []string) {
-	for _, user := range users {
-		h.Emit(WebhookMemberLeft, WebhookMember{Room: room, User: user})
-	}
-}
-
-// returned emits member.joined for users in room again after their
-// departure was reported (see ReturnReporter).
-func (h *Hub) returned(room string, users []string) {
-	for _, user := range users {
-		h.Emit(WebhookMemberJoined, WebhookMember{Room: room, User: user})
+// memberEvents returns the function that emits typ (member.left or
+// member.joined) for each of users in room: what a DepartureReporter or a
+// ReturnReporter reports, changes no Remove or Add of this hub's told it.
+func (h *Hub) memberEvents(typ string) func(room string, users []string) {
+	return func(room string, users []string) {
+		for _, user := range users {
+			h.Emit(typ, WebhookMember{Room: room, User: user})
+		}
 	}
 }
 

@@ -134,42 +134,27 @@ type departingPresence struct {
 func (p *departingPresence) ReportDepartures(f func(room string, users []string)) { p.report = f }
 func (p *departingPresence) ReportReturns(f func(room string, users []string))    { p.returned = f }
 
-// TestWebhookDepartures: departures a DepartureReporter reports (a crashed
-// node's users, found by this node) are emitted as member.left, one per
+// TestWebhookReportedMembers: departures a DepartureReporter reports (a
+// crashed node's users, found by this node) are emitted as member.left,
+// and returns a ReturnReporter reports (a user whose node was cut off for
+// longer than the presence TTL, present again) as member.joined, one per
 // user.
-func TestWebhookDepartures(t *testing.T) {
+func TestWebhookReportedMembers(t *testing.T) {
 	t.Parallel()
 	var log eventLog
 	b := memorybroker.New(memorybroker.Config{})
 	p := &departingPresence{Presence: memorybroker.NewPresence(b)}
 	newHubWith(t, b, p, hub.Config{OnWebhookEvent: log.record})
-	if p.report == nil {
-		t.Fatal("hub.New did not call ReportDepartures")
+	if p.report == nil || p.returned == nil {
+		t.Fatal("hub.New did not call ReportDepartures and ReportReturns")
 	}
 	p.report("lobby", []string{"ann", "bob"})
+	p.returned("lobby", []string{"ann"})
 	want := []string{
 		`member.left {"room":"lobby","user":"ann"}`,
 		`member.left {"room":"lobby","user":"bob"}`,
+		`member.joined {"room":"lobby","user":"ann"}`,
 	}
-	if got := log.take(); !slices.Equal(got, want) {
-		t.Fatalf("events %q, want %q", got, want)
-	}
-}
-
-// TestWebhookReturns: returns a ReturnReporter reports (a user whose node
-// was cut off for longer than the presence TTL, present again) are
-// emitted as member.joined, one per user.
-func TestWebhookReturns(t *testing.T) {
-	t.Parallel()
-	var log eventLog
-	b := memorybroker.New(memorybroker.Config{})
-	p := &departingPresence{Presence: memorybroker.NewPresence(b)}
-	newHubWith(t, b, p, hub.Config{OnWebhookEvent: log.record})
-	if p.returned == nil {
-		t.Fatal("hub.New did not call ReportReturns")
-	}
-	p.returned("lobby", []string{"ann"})
-	want := []string{`member.joined {"room":"lobby","user":"ann"}`}
 	if got := log.take(); !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
 	}
