@@ -34,15 +34,9 @@ func TestWebhookStopDelivers(t *testing.T) {
 			t.Parallel()
 			r := newHookReceiver(t, false)
 			nd := startDrainNode(t, bin, envList(hookEnv(r.srv.URL+"/hook"), "SWITCHBOARD_DRAIN_DELAY=100ms")...)
-			alice := dial(t, nd.base, "?name=alice", nil)
-			session := alice.expect("welcome")["session"]
-			alice.join("lobby")
+			session := joinAlice(t, nd)
 			r.wait(map[string]int{"user.connected": 1, "member.joined": 1})
-
-			nd.signal(t, sig)
-			if code := nd.wait(t, 30*time.Second); code != 0 {
-				t.Fatalf("exit status %d, want 0", code)
-			}
+			stopNode(t, nd, sig)
 			// No waiting from here: the node delivered them before it exited.
 			left, gone := r.ofType("member.left"), r.ofType("user.disconnected")
 			if len(left) != 1 || data(left[0])["room"] != "lobby" || data(left[0])["user"] != "alice" {
@@ -68,14 +62,8 @@ func TestWebhookStopFlushDeadline(t *testing.T) {
 	r := newHookReceiver(t, true)
 	nd := startDrainNode(t, bin, envList(hookEnv(r.srv.URL+"/hook"),
 		"SWITCHBOARD_DRAIN_DELAY=0", "SWITCHBOARD_WEBHOOK_FLUSH_TIMEOUT=500ms")...)
-	alice := dial(t, nd.base, "?name=alice", nil)
-	alice.expect("welcome")
-	alice.join("lobby")
-
-	nd.signal(t, syscall.SIGTERM)
-	if code := nd.wait(t, 30*time.Second); code != 0 {
-		t.Fatalf("exit status %d, want 0", code)
-	}
+	joinAlice(t, nd)
+	stopNode(t, nd, syscall.SIGTERM)
 	// user.connected, member.joined, then the stop's member.left and
 	// user.disconnected.
 	lost := nd.logLine(t, "webhook events lost at shutdown")
@@ -101,14 +89,8 @@ func TestWebhookStopRedisLeavesStream(t *testing.T) {
 	// 30s it is given to exit.
 	nd := startDrainNode(t, bin, envList(hookEnv(r.srv.URL+"/hook"), "SWITCHBOARD_REDIS_URL="+redis.URL(),
 		"SWITCHBOARD_DRAIN_DELAY=100ms", "SWITCHBOARD_WEBHOOK_FLUSH_TIMEOUT=10m", "SWITCHBOARD_SHUTDOWN_TIMEOUT=2m")...)
-	alice := dial(t, nd.base, "?name=alice", nil)
-	alice.expect("welcome")
-	alice.join("lobby")
-
-	nd.signal(t, syscall.SIGTERM)
-	if code := nd.wait(t, 30*time.Second); code != 0 {
-		t.Fatalf("exit status %d, want 0", code)
-	}
+	joinAlice(t, nd)
+	stopNode(t, nd, syscall.SIGTERM)
 	msgs, err := redis.Client(t).XRange(context.Background(), "sb:webhooks", "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -144,5 +126,24 @@ func TestWebhookFlushConfig(t *testing.T) {
 		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--webhook-flush-timeout") {
 			t.Errorf("%q: err = %v, want a usage error naming --webhook-flush-timeout", v, err)
 		}
+	}
+}
+
+// joinAlice connects alice to nd, joins her to lobby and returns her
+// session id.
+func joinAlice(t *testing.T, nd *drainNode) any {
+	t.Helper()
+	alice := dial(t, nd.base, "?name=alice", nil)
+	session := alice.expect("welcome")["session"]
+	alice.join("lobby")
+	return session
+}
+
+// stopNode sends sig to nd and checks that it exits 0 within 30s.
+func stopNode(t *testing.T, nd *drainNode, sig os.Signal) {
+	t.Helper()
+	nd.signal(t, sig)
+	if code := nd.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status %d, want 0", code)
 	}
 }
